@@ -1,0 +1,213 @@
+/**
+ * Bilateral alternating offers over price and quantity at once.
+ *
+ * Time runs in rounds t = 0, 1, 2, ... In every round the opener moves, then the responder; both
+ * evaluate their strategy at the same t, so each agent makes one offer per time step, as in
+ * Fig. 6 of the seed paper. A move first considers the opponent's latest offer issue by issue and
+ * accepts each issue whose value is at least as good as what the mover would offer now; accepted
+ * issues are settled and stay fixed in every later offer. The rest are countered with the mover's
+ * own offer. Once every issue is settled the negotiation ends in an agreement at that round.
+ *
+ * An agent past its deadline on an open issue either breaks off (the default; the deal is worth
+ * little to it now) or stands at its reserve. So with break-off, an issue is agreed if and only if
+ * the two concession paths cross at a round no later than both agents' deadlines on it. When both only stand and still do not cross, the
+ * negotiation ends without agreement.
+ *
+ * The engine is a pure function: the same setup gives the same transcript.
+ */
+import { EipError } from '../errors.js';
+import type { Milli } from '../units.js';
+import { ISSUES, type Issue, opponentOf, type Role } from './issues.js';
+import { makeStance, type Stance } from './stance.js';
+import type { Psi } from './strategy.js';
+
+export type AfterDeadline = 'break-off' | 'stand';
+
+export interface AgentSpec {
+  readonly name: string;
+  readonly psi: Readonly<Record<Issue, Psi>>;
+  readonly afterDeadline?: AfterDeadline;
+}
+
+export interface NegotiationSetup {
+  readonly seller: AgentSpec;
+  readonly buyer: AgentSpec;
+  /** Smallest step of each issue, in thousandths (the utility's price and quantity ticks). */
+  readonly ticks: Readonly<Record<Issue, Milli>>;
+  /** Who makes the first offer; the seed's Prosumer 0, the seller, does. */
+  readonly opener?: Role;
+  /** A hard bound on rounds, whatever the deadlines say. */
+  readonly maxRounds?: number;
+}
+
+export const DEFAULT_MAX_ROUNDS = 10_000;
+
+export type Bundle = Readonly<Record<Issue, Milli>>;
+
+export interface Move extends Bundle {
+  readonly round: number;
+  readonly by: Role;
+  /** 'accept' ends the negotiation; its values are the agreement. */
+  readonly kind: 'offer' | 'accept';
+  /** Issues this move accepted from the opponent's latest offer. */
+  readonly accepted: readonly Issue[];
+}
+
+/** When, by whom and at what value an issue was settled. */
+export interface Settlement {
+  readonly round: number;
+  readonly by: Role;
+  readonly value: Milli;
+}
+
+export interface Agreement extends Bundle {
+  readonly kind: 'agreement';
+  /** The round at which the last issue was settled. */
+  readonly round: number;
+  readonly settled: Readonly<Record<Issue, Settlement>>;
+  readonly transcript: readonly Move[];
+}
+
+export type NoAgreementReason =
+  /** An agent passed its deadline with an issue still open and broke off. */
+  | 'deadline'
+  /** Both agents stood at their reserves past every deadline without crossing. */
+  | 'reserves-apart'
+  /** maxRounds ran out first. */
+  | 'round-limit';
+
+export interface NoAgreement {
+  readonly kind: 'no-agreement';
+  readonly reason: NoAgreementReason;
+  readonly brokenOffBy: Role | null;
+  /** The last round played, or for a break-off the round at whose start it happened. */
+  readonly round: number;
+  readonly settled: Readonly<Partial<Record<Issue, Settlement>>>;
+  readonly transcript: readonly Move[];
+}
+
+export type Outcome = Agreement | NoAgreement;
+
+interface Party {
+  readonly role: Role;
+  readonly stances: Readonly<Record<Issue, Stance>>;
+  readonly afterDeadline: AfterDeadline;
+}
+
+function party(role: Role, spec: AgentSpec, ticks: NegotiationSetup['ticks']): Party {
+  return {
+    role,
+    stances: {
+      price: makeStance(role, 'price', spec.psi.price, ticks.price),
+      quantity: makeStance(role, 'quantity', spec.psi.quantity, ticks.quantity),
+    },
+    afterDeadline: spec.afterDeadline ?? 'break-off',
+  };
+}
+
+export function negotiate(setup: NegotiationSetup): Outcome {
+  const maxRounds = setup.maxRounds ?? DEFAULT_MAX_ROUNDS;
+  if (!Number.isSafeInteger(maxRounds) || maxRounds < 1) {
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      `maxRounds must be a whole number >= 1 (got ${maxRounds})`,
+    );
+  }
+  for (const [issue, tick] of Object.entries(setup.ticks)) {
+    if (!Number.isSafeInteger(tick) || tick <= 0) {
+      throw new EipError('INVALID_ARGUMENT', `${issue} tick must be > 0 (got ${tick})`);
+    }
+  }
+  const parties: Record<Role, Party> = {
+    seller: party('seller', setup.seller, setup.ticks),
+    buyer: party('buyer', setup.buyer, setup.ticks),
+  };
+  const opener = setup.opener ?? 'seller';
+  const order = [parties[opener], parties[opponentOf(opener)]] as const;
+
+  const transcript: Move[] = [];
+  const latest: Record<Role, Bundle | null> = { seller: null, buyer: null };
+  const settled: Partial<Record<Issue, Settlement>> = {};
+  const isOpen = (issue: Issue) => settled[issue] === undefined;
+  const ended = (
+    reason: NoAgreementReason,
+    brokenOffBy: Role | null,
+    round: number,
+  ): NoAgreement => ({
+    kind: 'no-agreement',
+    reason,
+    brokenOffBy,
+    round,
+    settled,
+    transcript,
+  });
+
+  for (let round = 0; ; round++) {
+    const open = ISSUES.filter(isOpen);
+    // Deadlines are checked for both parties before anyone moves: an agent that breaks off also
+    // withdraws its standing offer, so nobody can accept it after that agent's deadline.
+    for (const p of order) {
+      if (
+        p.afterDeadline === 'break-off' &&
+        open.some((issue) => round > p.stances[issue].psi.dl)
+      ) {
+        return ended('deadline', p.role, round);
+      }
+    }
+    // Past every open deadline all offers are constant; one more round has tried every pair of
+    // them (acceptance is not symmetric on quantity, so the opener needs its turn), and beyond
+    // it nothing can change.
+    const lastDeadline = Math.max(
+      ...order.flatMap((p) => open.map((issue) => p.stances[issue].psi.dl)),
+    );
+    if (round > Math.ceil(lastDeadline) + 1) return ended('reserves-apart', null, round - 1);
+    if (round >= maxRounds) return ended('round-limit', null, round - 1);
+
+    for (const mover of order) {
+      const theirs = latest[opponentOf(mover.role)];
+      const accepted: Issue[] = [];
+      const bundle = { price: 0, quantity: 0 } as Record<Issue, Milli>;
+      for (const issue of ISSUES) {
+        const done = settled[issue];
+        if (done !== undefined) {
+          bundle[issue] = done.value;
+          continue;
+        }
+        const stance = mover.stances[issue];
+        const own = stance.offerAt(round);
+        if (theirs !== null && stance.accepts(theirs[issue], own)) {
+          settled[issue] = { round, by: mover.role, value: theirs[issue] };
+          accepted.push(issue);
+          bundle[issue] = theirs[issue];
+        } else {
+          bundle[issue] = own;
+        }
+      }
+      const finished = ISSUES.every((issue) => !isOpen(issue));
+      transcript.push({
+        round,
+        by: mover.role,
+        kind: finished ? 'accept' : 'offer',
+        accepted,
+        ...bundle,
+      });
+      if (finished) return agreement(round, settled as Record<Issue, Settlement>, transcript);
+      latest[mover.role] = bundle;
+    }
+  }
+}
+
+function agreement(
+  round: number,
+  settled: Record<Issue, Settlement>,
+  transcript: Move[],
+): Agreement {
+  return {
+    kind: 'agreement',
+    round,
+    price: settled.price.value,
+    quantity: settled.quantity.value,
+    settled,
+    transcript,
+  };
+}
