@@ -1,0 +1,271 @@
+/**
+ * EIP-712 typed data shared by edge, gateway and the market contracts: an offer, an agreement and
+ * a metered delivery report. The Solidity contracts hash exactly these field lists (their
+ * TYPEHASHes are keccak256 of `encodeType` of these), so this file and the contracts change
+ * together.
+ *
+ * Field names follow Solidity (camelCase) because they are the signed struct. Quantities are in
+ * milli-units of the utility and unit prices in token base units per milli-unit, so
+ * escrow = quantity * unitPrice needs no division on chain (see core/units.ts).
+ */
+import {
+  AbiCoder,
+  getAddress,
+  keccak256,
+  TypedDataEncoder,
+  type TypedDataField,
+  verifyTypedData,
+  ZeroHash,
+} from 'ethers';
+import { EipError } from '../errors.js';
+import { type Milli, quantityBaseUnits, unitPriceBaseUnits } from '../units.js';
+
+export const EIP712_NAME = 'EIP Utility Market';
+export const EIP712_VERSION = '1';
+
+/** The domain binds a signature to one chain and one market contract (one per utility). */
+export interface MarketDomain {
+  readonly name: string;
+  readonly version: string;
+  readonly chainId: bigint;
+  readonly verifyingContract: string;
+}
+
+export function marketDomain(chainId: bigint | number, verifyingContract: string): MarketDomain {
+  return {
+    name: EIP712_NAME,
+    version: EIP712_VERSION,
+    chainId: BigInt(chainId),
+    verifyingContract: getAddress(verifyingContract),
+  };
+}
+
+type Types = Record<string, TypedDataField[]>;
+
+export const OFFER_TYPES = {
+  Offer: [
+    { name: 'negotiationId', type: 'bytes32' },
+    { name: 'seller', type: 'address' },
+    { name: 'buyer', type: 'address' },
+    /** Who makes this offer: the seller or the buyer. */
+    { name: 'proposer', type: 'address' },
+    { name: 'round', type: 'uint32' },
+    { name: 'quantity', type: 'uint256' },
+    { name: 'unitPrice', type: 'uint256' },
+    /** Hash of the previous offer in this negotiation (zero for the first): a hash chain. */
+    { name: 'previous', type: 'bytes32' },
+  ],
+} as const satisfies Types;
+
+export const AGREEMENT_TYPES = {
+  Agreement: [
+    { name: 'negotiationId', type: 'bytes32' },
+    { name: 'seller', type: 'address' },
+    { name: 'buyer', type: 'address' },
+    { name: 'quantity', type: 'uint256' },
+    { name: 'unitPrice', type: 'uint256' },
+    /** Provision window, unix seconds. */
+    { name: 'deliveryStart', type: 'uint64' },
+    { name: 'deliveryEnd', type: 'uint64' },
+    /** Hash of the last offer of the transcript, which commits to every offer before it. */
+    { name: 'transcriptHash', type: 'bytes32' },
+    /** Per-signer replay protection: a nonce each party uses once, and a signature expiry. */
+    { name: 'sellerNonce', type: 'uint256' },
+    { name: 'sellerDeadline', type: 'uint64' },
+    { name: 'buyerNonce', type: 'uint256' },
+    { name: 'buyerDeadline', type: 'uint64' },
+  ],
+} as const satisfies Types;
+
+export const DELIVERY_REPORT_TYPES = {
+  DeliveryReport: [
+    /** The agreement's id: the EIP-712 struct hash of its Agreement. */
+    { name: 'agreementId', type: 'bytes32' },
+    /** Cumulative delivered quantity since the window opened, milli-units. */
+    { name: 'delivered', type: 'uint256' },
+    /** When the meter measured it, unix seconds. */
+    { name: 'measuredAt', type: 'uint64' },
+    /** Strictly increasing per meter and agreement, so an old report cannot be replayed. */
+    { name: 'seq', type: 'uint64' },
+  ],
+} as const satisfies Types;
+
+export interface Offer {
+  readonly negotiationId: string;
+  readonly seller: string;
+  readonly buyer: string;
+  readonly proposer: string;
+  readonly round: number;
+  readonly quantity: bigint;
+  readonly unitPrice: bigint;
+  readonly previous: string;
+}
+
+export interface Agreement {
+  readonly negotiationId: string;
+  readonly seller: string;
+  readonly buyer: string;
+  readonly quantity: bigint;
+  readonly unitPrice: bigint;
+  readonly deliveryStart: bigint;
+  readonly deliveryEnd: bigint;
+  readonly transcriptHash: string;
+  readonly sellerNonce: bigint;
+  readonly sellerDeadline: bigint;
+  readonly buyerNonce: bigint;
+  readonly buyerDeadline: bigint;
+}
+
+export interface DeliveryReport {
+  readonly agreementId: string;
+  readonly delivered: bigint;
+  readonly measuredAt: bigint;
+  readonly seq: bigint;
+}
+
+/** The three signed kinds, each with its types, primary type and value shape. */
+export const SIGNED = {
+  Offer: OFFER_TYPES,
+  Agreement: AGREEMENT_TYPES,
+  DeliveryReport: DELIVERY_REPORT_TYPES,
+} as const;
+export type SignedKind = keyof typeof SIGNED;
+export interface SignedValue {
+  Offer: Offer;
+  Agreement: Agreement;
+  DeliveryReport: DeliveryReport;
+}
+
+function types(kind: SignedKind): Types {
+  return SIGNED[kind] as unknown as Types;
+}
+
+/** The struct hash (EIP-712 hashStruct): an offer's link in the transcript, an agreement's id. */
+export function structHash<K extends SignedKind>(kind: K, value: SignedValue[K]): string {
+  return TypedDataEncoder.hashStruct(
+    kind,
+    types(kind),
+    value as unknown as Record<string, unknown>,
+  );
+}
+
+/** The digest a signer signs: keccak256("\x19\x01" || domainSeparator || hashStruct). */
+export function typedDataDigest<K extends SignedKind>(
+  domain: MarketDomain,
+  kind: K,
+  value: SignedValue[K],
+): string {
+  return TypedDataEncoder.hash(domain, types(kind), value as unknown as Record<string, unknown>);
+}
+
+/** Arguments for ethers' `signer.signTypedData(domain, types, value)`. */
+export function typedData<K extends SignedKind>(
+  domain: MarketDomain,
+  kind: K,
+  value: SignedValue[K],
+) {
+  return { domain, types: types(kind), value: value as unknown as Record<string, unknown> };
+}
+
+/**
+ * Recovers the signer of a typed value. Malleable signatures (s in the upper half of the curve
+ * order, EIP-2) are refused, as the contracts refuse them, so one signed message has exactly one
+ * valid encoding and a replay cannot hide behind a second form.
+ */
+export function recoverSigner<K extends SignedKind>(
+  domain: MarketDomain,
+  kind: K,
+  value: SignedValue[K],
+  signature: string,
+): string {
+  try {
+    // verifyTypedData parses with Signature.from, which throws on a high s.
+    return verifyTypedData(
+      domain,
+      types(kind),
+      value as unknown as Record<string, unknown>,
+      signature,
+    );
+  } catch (error) {
+    throw new EipError('INVALID_SIGNATURE', `${kind} signature is malformed or non-canonical`, {
+      cause: error,
+    });
+  }
+}
+
+/** Throws INVALID_SIGNATURE unless `signature` over `value` recovers to `expected`. */
+export function assertSignedBy<K extends SignedKind>(
+  domain: MarketDomain,
+  kind: K,
+  value: SignedValue[K],
+  signature: string,
+  expected: string,
+): void {
+  const signer = recoverSigner(domain, kind, value, signature);
+  if (signer !== getAddress(expected)) {
+    throw new EipError(
+      'INVALID_SIGNATURE',
+      `${kind} is signed by ${signer}, expected ${getAddress(expected)}`,
+      {
+        details: { kind, signer, expected },
+      },
+    );
+  }
+}
+
+export interface OfferTerms {
+  readonly negotiationId: string;
+  readonly seller: string;
+  readonly buyer: string;
+  readonly proposer: string;
+  readonly round: number;
+  readonly quantity: Milli;
+  readonly price: Milli;
+  readonly previous: string;
+}
+
+/** An engine offer (exact milli values) as the struct that gets signed. */
+export function offerStruct(terms: OfferTerms): Offer {
+  return {
+    negotiationId: terms.negotiationId,
+    seller: getAddress(terms.seller),
+    buyer: getAddress(terms.buyer),
+    proposer: getAddress(terms.proposer),
+    round: terms.round,
+    quantity: quantityBaseUnits(terms.quantity),
+    unitPrice: unitPriceBaseUnits(terms.price),
+    previous: terms.previous,
+  };
+}
+
+/**
+ * The transcript hash an agreement carries: the struct hash of the last offer, after checking that
+ * every offer names the one before it. Because each offer commits to its predecessor, this one hash
+ * proves the whole sequence, and either party can present the offers to show how it came about.
+ */
+export function transcriptHash(offers: readonly Offer[]): string {
+  let previous = ZeroHash;
+  offers.forEach((offer, index) => {
+    if (offer.previous !== previous) {
+      throw new EipError(
+        'INVALID_SIGNATURE',
+        `transcript broken at offer ${index}: it does not follow offer ${index - 1}`,
+        {
+          details: { index },
+        },
+      );
+    }
+    previous = structHash('Offer', offer);
+  });
+  return previous;
+}
+
+/** A negotiation id both parties can derive: the hash of the request that opened it. */
+export function negotiationId(requester: string, utility: string, nonce: bigint): string {
+  return keccak256(
+    AbiCoder.defaultAbiCoder().encode(
+      ['address', 'string', 'uint256'],
+      [getAddress(requester), utility, nonce],
+    ),
+  );
+}

@@ -1,0 +1,256 @@
+/**
+ * Payload schemas of every MQTT message, version 1. Parsing is the decode direction (wire JSON ->
+ * domain values, uint256 strings -> bigint); `z.encode` is the way back. Payload fields are
+ * snake_case with units in their names; the EIP-712 structs nested in them keep their Solidity
+ * field names because they are exactly what was signed.
+ */
+import { isAddress } from 'ethers';
+import { z } from 'zod';
+import { ROLES } from '../negotiation/issues.js';
+import { UTILITY_IDS } from '../utilities.js';
+
+const UINT256_MAX = 2n ** 256n - 1n;
+
+/** A lowercase id that is safe as one MQTT topic level: no '/', '+', '#', no spaces. */
+export const id = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,62}$/,
+    'must be 1-63 of a-z, 0-9, "-", "_", starting with a letter or digit',
+  )
+  .meta({ description: 'Lowercase id, one MQTT topic level' });
+/** The regex shows the shape in the JSON Schema; isAddress also checks a mixed-case checksum. */
+export const address = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte address')
+  .refine((v) => isAddress(v), 'has a wrong EIP-55 checksum')
+  .meta({ description: 'Ethereum address' });
+export const bytes32 = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{64}$/, 'must be a 0x-prefixed 32-byte hex string')
+  .meta({ description: '32 bytes, hex' });
+export const signature = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{130}$/, 'must be a 0x-prefixed 65-byte signature')
+  .meta({ description: 'secp256k1 signature r || s || v, low s (EIP-2)' });
+export const utility = z.enum(UTILITY_IDS);
+export const role = z.enum(ROLES);
+/** Milliseconds since the Unix epoch. */
+export const timestampMs = z
+  .number()
+  .int()
+  .nonnegative()
+  .meta({ description: 'Milliseconds since the Unix epoch' });
+/** An exact non-negative count of thousandths of the utility's unit. */
+export const milliAmount = z
+  .number()
+  .int()
+  .nonnegative()
+  .max(Number.MAX_SAFE_INTEGER)
+  .meta({ description: "Thousandths of the utility's unit (litres of m3, Wh of kWh)" });
+/** uint256 on the wire as a decimal string (JSON numbers lose precision past 2^53). */
+export const uint256 = z.codec(
+  z
+    .string()
+    .regex(/^(0|[1-9]\d{0,77})$/, 'must be a decimal integer string')
+    .meta({ description: 'uint256 as a decimal string' }),
+  z.bigint(),
+  {
+    decode: (text, ctx) => {
+      const value = BigInt(text);
+      if (value > UINT256_MAX) {
+        ctx.issues.push({ code: 'custom', message: 'exceeds uint256', input: text });
+      }
+      return value;
+    },
+    encode: (value) => value.toString(),
+  },
+);
+const uint = (bits: number) =>
+  uint256.refine((v) => v < 2n ** BigInt(bits), `must fit in uint${bits}`);
+
+export const offerStructSchema = z.strictObject({
+  negotiationId: bytes32,
+  seller: address,
+  buyer: address,
+  proposer: address,
+  round: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(2 ** 32 - 1),
+  quantity: uint256,
+  unitPrice: uint256,
+  previous: bytes32,
+});
+
+export const agreementStructSchema = z.strictObject({
+  negotiationId: bytes32,
+  seller: address,
+  buyer: address,
+  quantity: uint256,
+  unitPrice: uint256,
+  deliveryStart: uint(64),
+  deliveryEnd: uint(64),
+  transcriptHash: bytes32,
+  sellerNonce: uint256,
+  sellerDeadline: uint(64),
+  buyerNonce: uint256,
+  buyerDeadline: uint(64),
+});
+
+export const deliveryReportStructSchema = z.strictObject({
+  agreementId: bytes32,
+  delivered: uint256,
+  measuredAt: uint(64),
+  seq: uint(64),
+});
+
+export const agentStatus = z.strictObject({
+  prosumer: id,
+  state: z.enum(['online', 'offline']),
+  at_ms: timestampMs,
+  software_version: z.string().max(64).optional(),
+});
+
+export const meterReading = z.strictObject({
+  prosumer: id,
+  meter: id,
+  utility,
+  /** What the register measures, as the meter profile names it (e.g. "import_energy"). */
+  quantity: id,
+  value: z.number().refine(Number.isFinite, 'must be finite'),
+  unit: z.string().min(1).max(16),
+  measured_at_ms: timestampMs,
+  /** Per meter, strictly increasing; lets the receiver drop duplicates after a replay. */
+  seq: z.number().int().nonnegative(),
+  /** True when the last poll failed and `value` is the last good one. */
+  stale: z.boolean(),
+});
+
+export const balance = z.strictObject({
+  prosumer: id,
+  utility,
+  step: z.number().int().nonnegative(),
+  at_ms: timestampMs,
+  production_milli: milliAmount,
+  consumption_milli: milliAmount,
+  storage_level_milli: milliAmount,
+  storage_capacity_milli: milliAmount,
+  /** Positive: surplus to sell; negative: deficit to buy. */
+  net_milli: z.number().int().min(-Number.MAX_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER),
+});
+
+export const negotiationRequest = z.strictObject({
+  negotiation_id: bytes32,
+  utility,
+  prosumer: id,
+  address,
+  /** What the requester wants to do: sell its surplus or buy for its deficit. */
+  role,
+  quantity_milli: milliAmount,
+  delivery_start_ms: timestampMs,
+  delivery_end_ms: timestampMs,
+  /** Replies after this are ignored. */
+  respond_by_ms: timestampMs,
+});
+
+export const willToNegotiate = z.strictObject({
+  negotiation_id: bytes32,
+  prosumer: id,
+  address,
+  quantity_milli: milliAmount,
+});
+
+export const signedOffer = z.strictObject({
+  utility,
+  offer: offerStructSchema,
+  signature,
+});
+
+export const agreementProposal = z.strictObject({
+  utility,
+  agreement: agreementStructSchema,
+  /** The proposer's signature; the receiver verifies it, countersigns and submits. */
+  signature,
+});
+
+export const breakOff = z.strictObject({
+  negotiation_id: bytes32,
+  prosumer: id,
+  reason: z.enum([
+    'deadline',
+    'reserves-apart',
+    'round-limit',
+    'invalid-offer',
+    'timeout',
+    'withdrawn',
+  ]),
+  round: z.number().int().nonnegative(),
+});
+
+export const signedAgreement = z.strictObject({
+  utility,
+  agreement: agreementStructSchema,
+  seller_signature: signature,
+  buyer_signature: signature,
+  /** The signed offers the transcript hash commits to, for the record (optional). */
+  transcript: z.array(signedOffer).optional(),
+});
+
+const agreementStatusBase = { agreement_id: bytes32, utility, at_ms: timestampMs };
+export const agreementStatus = z.discriminatedUnion('state', [
+  z.strictObject({ ...agreementStatusBase, state: z.literal('submitted'), tx_hash: bytes32 }),
+  z.strictObject({
+    ...agreementStatusBase,
+    state: z.literal('confirmed'),
+    tx_hash: bytes32,
+    block: z.number().int().nonnegative(),
+  }),
+  z.strictObject({
+    ...agreementStatusBase,
+    state: z.literal('delivering'),
+    delivered_milli: milliAmount,
+  }),
+  z.strictObject({
+    ...agreementStatusBase,
+    state: z.literal('settled'),
+    tx_hash: bytes32,
+    paid: uint256,
+    refunded: uint256,
+  }),
+  z.strictObject({
+    ...agreementStatusBase,
+    state: z.literal('failed'),
+    reason: z.string().min(1).max(500),
+  }),
+]);
+
+export const deliveryReportMessage = z.strictObject({
+  utility,
+  meter: id,
+  report: deliveryReportStructSchema,
+  signature,
+});
+
+export const deliveryConfirmation = z.strictObject({
+  agreement_id: bytes32,
+  utility,
+  seller: id,
+  buyer: id,
+  contracted_milli: milliAmount,
+  delivered_milli: milliAmount,
+  /** Token base units paid to the seller and refunded to the buyer; they sum to the escrow. */
+  paid: uint256,
+  refunded: uint256,
+  transactions: z.array(bytes32),
+  at_ms: timestampMs,
+});
+
+export const refusal = z.strictObject({
+  /** The topic of the refused message. */
+  topic: z.string().max(256),
+  code: z.string().min(1).max(64),
+  message: z.string().max(500),
+  at_ms: timestampMs,
+});

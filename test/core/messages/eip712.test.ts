@@ -1,0 +1,200 @@
+import { TypedDataEncoder, Wallet, ZeroHash } from 'ethers';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  AGREEMENT_TYPES,
+  type Agreement,
+  assertSignedBy,
+  DELIVERY_REPORT_TYPES,
+  type DeliveryReport,
+  marketDomain,
+  negotiationId,
+  OFFER_TYPES,
+  type Offer,
+  offerStruct,
+  recoverSigner,
+  structHash,
+  transcriptHash,
+  typedData,
+  typedDataDigest,
+} from '../../../core/messages/eip712.js';
+import { milli, parseMilli, tokenAmount } from '../../../core/units.js';
+
+const seller = new Wallet(`0x${'11'.repeat(32)}`);
+const buyer = new Wallet(`0x${'22'.repeat(32)}`);
+const meter = new Wallet(`0x${'33'.repeat(32)}`);
+const market = `0x${'44'.repeat(20)}`;
+const domain = marketDomain(31337, market);
+const nid = negotiationId(seller.address, 'biogas', 1n);
+
+function offers(): Offer[] {
+  const list: Offer[] = [];
+  let previous = ZeroHash;
+  for (const [round, proposer, price] of [
+    [0, seller.address, '80'],
+    [0, buyer.address, '20'],
+    [1, seller.address, '35'],
+  ] as const) {
+    const offer = offerStruct({
+      negotiationId: nid,
+      seller: seller.address,
+      buyer: buyer.address,
+      proposer,
+      round,
+      quantity: parseMilli('100'),
+      price: parseMilli(price),
+      previous,
+    });
+    list.push(offer);
+    previous = structHash('Offer', offer);
+  }
+  return list;
+}
+
+function agreement(transcript: string): Agreement {
+  return {
+    negotiationId: nid,
+    seller: seller.address,
+    buyer: buyer.address,
+    quantity: 100_000n,
+    unitPrice: 35n * 10n ** 15n,
+    deliveryStart: 1_800_000_000n,
+    deliveryEnd: 1_800_003_600n,
+    transcriptHash: transcript,
+    sellerNonce: 1n,
+    sellerDeadline: 1_800_000_600n,
+    buyerNonce: 7n,
+    buyerDeadline: 1_800_000_600n,
+  };
+}
+
+describe('EIP-712 types shared with the contracts', () => {
+  it('pins the type strings the Solidity TYPEHASHes are built from', () => {
+    expect(TypedDataEncoder.from(OFFER_TYPES).encodeType('Offer')).toBe(
+      'Offer(bytes32 negotiationId,address seller,address buyer,address proposer,uint32 round,uint256 quantity,uint256 unitPrice,bytes32 previous)',
+    );
+    expect(TypedDataEncoder.from(AGREEMENT_TYPES).encodeType('Agreement')).toBe(
+      'Agreement(bytes32 negotiationId,address seller,address buyer,uint256 quantity,uint256 unitPrice,uint64 deliveryStart,uint64 deliveryEnd,bytes32 transcriptHash,uint256 sellerNonce,uint64 sellerDeadline,uint256 buyerNonce,uint64 buyerDeadline)',
+    );
+    expect(TypedDataEncoder.from(DELIVERY_REPORT_TYPES).encodeType('DeliveryReport')).toBe(
+      'DeliveryReport(bytes32 agreementId,uint256 delivered,uint64 measuredAt,uint64 seq)',
+    );
+    expect(domain).toEqual({
+      name: 'EIP Utility Market',
+      version: '1',
+      chainId: 31337n,
+      verifyingContract: '0x4444444444444444444444444444444444444444',
+    });
+  });
+
+  it('an offer, an agreement and a delivery report sign and recover', async () => {
+    const [offer] = offers();
+    if (offer === undefined) throw new Error('no offer');
+    const o = typedData(domain, 'Offer', offer);
+    const offerSig = await seller.signTypedData(o.domain, o.types, o.value);
+    expect(recoverSigner(domain, 'Offer', offer, offerSig)).toBe(seller.address);
+
+    const terms = agreement(transcriptHash(offers()));
+    const a = typedData(domain, 'Agreement', terms);
+    const [sellerSig, buyerSig] = await Promise.all([
+      seller.signTypedData(a.domain, a.types, a.value),
+      buyer.signTypedData(a.domain, a.types, a.value),
+    ]);
+    expect(() =>
+      assertSignedBy(domain, 'Agreement', terms, sellerSig, seller.address),
+    ).not.toThrow();
+    expect(() => assertSignedBy(domain, 'Agreement', terms, buyerSig, buyer.address)).not.toThrow();
+    expect(() => assertSignedBy(domain, 'Agreement', terms, buyerSig, seller.address)).toThrow(
+      expect.objectContaining({ code: 'INVALID_SIGNATURE' }),
+    );
+
+    const report: DeliveryReport = {
+      agreementId: structHash('Agreement', terms),
+      delivered: 60_000n,
+      measuredAt: 1_800_001_800n,
+      seq: 3n,
+    };
+    const r = typedData(domain, 'DeliveryReport', report);
+    const reportSig = await meter.signTypedData(r.domain, r.types, r.value);
+    expect(recoverSigner(domain, 'DeliveryReport', report, reportSig)).toBe(meter.address);
+    expect(typedDataDigest(domain, 'DeliveryReport', report)).toBe(
+      TypedDataEncoder.hash(r.domain, r.types, r.value),
+    );
+  });
+
+  it('a signature does not carry over to another chain, contract or altered terms', async () => {
+    const terms = agreement(ZeroHash);
+    const a = typedData(domain, 'Agreement', terms);
+    const sig = await seller.signTypedData(a.domain, a.types, a.value);
+    const elsewhere = [
+      [marketDomain(1, market), terms],
+      [marketDomain(31337, `0x${'55'.repeat(20)}`), terms],
+      [domain, { ...terms, quantity: terms.quantity + 1n }],
+      [domain, { ...terms, sellerNonce: 2n }],
+    ] as const;
+    for (const [d, t] of elsewhere)
+      expect(recoverSigner(d, 'Agreement', t, sig)).not.toBe(seller.address);
+  });
+
+  it('refuses malleable (high-s) and malformed signatures', async () => {
+    const terms = agreement(ZeroHash);
+    const a = typedData(domain, 'Agreement', terms);
+    const sig = await seller.signTypedData(a.domain, a.types, a.value);
+    const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+    const r = sig.slice(2, 66);
+    const s = BigInt(`0x${sig.slice(66, 130)}`);
+    const v = Number.parseInt(sig.slice(130), 16);
+    const malleated = `0x${r}${(n - s).toString(16).padStart(64, '0')}${(v === 27 ? 28 : 27).toString(16)}`;
+    for (const bad of [malleated, '0x1234', `0x${'00'.repeat(65)}`]) {
+      expect(() => recoverSigner(domain, 'Agreement', terms, bad)).toThrow(
+        expect.objectContaining({ code: 'INVALID_SIGNATURE' }),
+      );
+    }
+  });
+
+  it('the transcript hash commits to every offer in order', () => {
+    const list = offers();
+    expect(transcriptHash(list)).toBe(structHash('Offer', list[2] as Offer));
+    expect(transcriptHash([])).toBe(ZeroHash);
+    const [first, second, third] = list as [Offer, Offer, Offer];
+    expect(() => transcriptHash([first, third])).toThrow('transcript broken at offer 1');
+    expect(() => transcriptHash([second, first, third])).toThrow('transcript broken at offer 0');
+    const tampered = { ...second, unitPrice: second.unitPrice + 1n };
+    expect(() => transcriptHash([first, tampered, third])).toThrow('transcript broken at offer 2');
+  });
+
+  it('what an agent agreed is exactly what the contract escrows: quantity x unitPrice', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1e12 }), fc.integer({ min: 0, max: 1e9 }), (q, p) => {
+        const offer = offerStruct({
+          negotiationId: nid,
+          seller: seller.address,
+          buyer: buyer.address,
+          proposer: seller.address,
+          round: 0,
+          quantity: milli(q),
+          price: milli(p),
+          previous: ZeroHash,
+        });
+        return offer.quantity * offer.unitPrice === tokenAmount(milli(q), milli(p));
+      }),
+    );
+  });
+
+  it('refuses out-of-range struct values', () => {
+    const [offer] = offers();
+    expect(() => structHash('Offer', { ...(offer as Offer), round: 2 ** 32 })).toThrow();
+  });
+
+  it('negotiation ids are deterministic and distinct per requester, utility and nonce', () => {
+    expect(negotiationId(seller.address, 'biogas', 1n)).toBe(nid);
+    expect(
+      new Set([
+        nid,
+        negotiationId(buyer.address, 'biogas', 1n),
+        negotiationId(seller.address, 'heat', 1n),
+        negotiationId(seller.address, 'biogas', 2n),
+      ]).size,
+    ).toBe(4);
+  });
+});
