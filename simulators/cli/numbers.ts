@@ -1,0 +1,29 @@
+/** Numeric flags, parsed exactly and refused with the flag's name when out of range. */
+import { EipError } from '../../core/errors.js';
+import { type Milli, parseMilli } from '../../core/units.js';
+
+/** A decimal > 0 with at most three decimals, as Milli. */
+export function parsePositive(text: string, flag: string): Milli {
+  let value: Milli;
+  try {
+    value = parseMilli(text, flag);
+  } catch (error) {
+    throw new EipError('INVALID_ARGUMENT', (error as Error).message, { details: { flag } });
+  }
+  if (value <= 0)
+    throw new EipError('INVALID_ARGUMENT', `${flag} must be > 0 (got "${text}")`, {
+      details: { flag },
+    });
+  return value;
+}
+
+/** A whole number >= 1. */
+export function parseCount(text: string, flag: string): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1) {
+    throw new EipError('INVALID_ARGUMENT', `${flag} must be a whole number >= 1 (got "${text}")`, {
+      details: { flag },
+    });
+  }
+  return value;
+}
