@@ -1,0 +1,66 @@
+/**
+ * The dependency rules of ARCHITECTURE.md, checked: core imports only core and its few pure
+ * libraries (no I/O); edge and gateway never import each other.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..');
+
+function sources(folder: string): string[] {
+  const dir = join(ROOT, folder);
+  try {
+    return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => join(dir, f));
+  } catch {
+    return []; // a folder a later issue fills
+  }
+}
+
+function imports(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/g)].map(
+    (m) => m[1] ?? '',
+  );
+}
+
+function targetFolder(file: string, specifier: string): string | null {
+  if (!specifier.startsWith('.')) return null;
+  const target = relative(ROOT, join(file, '..', specifier));
+  return target.split('/')[0] ?? null;
+}
+
+describe('architecture', () => {
+  it('core imports only core, zod, ethers and (for the logger) pino: no I/O', () => {
+    const allowed = new Set(['zod', 'ethers', 'pino']);
+    for (const file of sources('core')) {
+      for (const specifier of imports(file)) {
+        const folder = targetFolder(file, specifier);
+        if (folder !== null)
+          expect(folder, `${relative(ROOT, file)} imports ${specifier}`).toBe('core');
+        else
+          expect(allowed.has(specifier), `${relative(ROOT, file)} imports ${specifier}`).toBe(true);
+      }
+    }
+    expect(sources('core').length).toBeGreaterThan(5);
+  });
+
+  it('edge and gateway never import each other: they meet only in core', () => {
+    const pairs = [
+      ['edge', 'gateway'],
+      ['gateway', 'edge'],
+    ] as const;
+    for (const [from, to] of pairs) {
+      for (const file of sources(from)) {
+        for (const specifier of imports(file)) {
+          expect(
+            targetFolder(file, specifier),
+            `${relative(ROOT, file)} imports ${specifier}`,
+          ).not.toBe(to);
+        }
+      }
+    }
+  });
+});
