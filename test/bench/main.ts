@@ -1,0 +1,118 @@
+/**
+ * `npm run bench`: negotiation throughput of the core engine in one process (one core).
+ *
+ * A round is one time step in which both agents move (two offers, or an offer and the
+ * acceptance). Each benchmark runs for about a second per sample, five samples, and reports the
+ * median; the spread (min..max) shows how noisy the machine was. The issue's goal is 10,000
+ * rounds/s; NegMAS, the reference Python framework, is quoted at about 7,800 steps/s (not
+ * measured here: PyPI is out of reach from this machine).
+ */
+import { type NegotiationSetup, negotiate } from '../../core/negotiation/protocol.js';
+import { psi, sigma } from '../../core/negotiation/strategy.js';
+import { UTILITIES } from '../../core/utilities.js';
+import { CASE_STUDY } from '../../simulators/case-study.js';
+import { textTable } from '../../simulators/text-table.js';
+
+const GOAL_ROUNDS_PER_SECOND = 10_000;
+const SAMPLES = 5;
+const SAMPLE_SECONDS = 1;
+
+interface Result {
+  readonly name: string;
+  readonly unitsPerRun: number;
+  readonly unit: string;
+  readonly runsPerSecond: readonly number[];
+}
+
+function measure(name: string, unit: string, unitsPerRun: number, run: () => unknown): Result {
+  let sink: unknown;
+  const deadline = performance.now() + 300;
+  while (performance.now() < deadline) sink = run(); // warm up the JIT
+  const runsPerSecond: number[] = [];
+  for (let s = 0; s < SAMPLES; s++) {
+    let runs = 0;
+    const start = performance.now();
+    let elapsed = 0;
+    while (elapsed < SAMPLE_SECONDS * 1000) {
+      for (let i = 0; i < 64; i++) sink = run();
+      runs += 64;
+      elapsed = performance.now() - start;
+    }
+    runsPerSecond.push((runs * 1000) / elapsed);
+  }
+  if (sink === undefined) throw new Error(`${name} returned nothing`);
+  return { name, unit, unitsPerRun, runsPerSecond };
+}
+
+const median = (xs: readonly number[]) =>
+  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
+
+const caseStudy: NegotiationSetup = { ...CASE_STUDY, opener: 'seller' };
+const caseRounds = (() => {
+  const outcome = negotiate(caseStudy);
+  return outcome.round + 1;
+})();
+
+// 1,000 time steps whose reserves never meet: the per-round cost, setup amortized.
+const longSetup: NegotiationSetup = {
+  seller: {
+    name: 'S',
+    psi: {
+      price: psi({ ip: 80, rp: 50, dl: 1000, cr: 2 }),
+      quantity: psi({ ip: 100, rp: 100, dl: 1000, cr: 1 }),
+    },
+  },
+  buyer: {
+    name: 'B',
+    psi: {
+      price: psi({ ip: 20, rp: 40, dl: 1000, cr: 0.5 }),
+      quantity: psi({ ip: 150, rp: 120, dl: 1000, cr: 1 }),
+    },
+  },
+  ticks: { price: UTILITIES.biogas.price_tick, quantity: UTILITIES.biogas.quantity_tick },
+};
+const longRounds = (() => {
+  const outcome = negotiate(longSetup);
+  if (outcome.kind !== 'no-agreement' || outcome.reason !== 'deadline')
+    throw new Error('long setup must run to the deadline');
+  return outcome.round;
+})();
+
+const p = psi({ ip: 80, rp: 20, dl: 20, cr: 2 });
+let t = 0;
+
+const results = [
+  measure('case study (section 5), whole negotiation', 'rounds', caseRounds, () =>
+    negotiate(caseStudy),
+  ),
+  measure(`two issues, ${longRounds} rounds to the deadline`, 'rounds', longRounds, () =>
+    negotiate(longSetup),
+  ),
+  measure('sigma (Eq. 1) alone, for scale', 'calls', 1, () => sigma(p, (t = (t + 1) % 25))),
+];
+
+const rows = results.map((r) => {
+  const perSecond = r.runsPerSecond.map((x) => x * r.unitsPerRun);
+  const mid = median(perSecond);
+  return [
+    r.name,
+    `${fmt(mid)} ${r.unit}/s`,
+    `${fmt(Math.min(...perSecond))}..${fmt(Math.max(...perSecond))}`,
+    r.unit === 'rounds' ? `${(mid / GOAL_ROUNDS_PER_SECOND).toFixed(0)}x goal` : '',
+    r.unit === 'rounds' ? `${(1e6 / median(r.runsPerSecond)).toFixed(1)} us/negotiation` : '',
+  ];
+});
+
+console.log(
+  `Node ${process.version} on ${process.arch}, median of ${SAMPLES} samples of ${SAMPLE_SECONDS} s\n`,
+);
+console.log(
+  textTable(['benchmark', 'median', 'range', 'vs 10,000 rounds/s', 'per run'], rows, [
+    'left',
+    'right',
+    'right',
+    'right',
+    'right',
+  ]),
+);
