@@ -48,11 +48,7 @@ const median = (xs: readonly number[]) =>
   [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 
-const caseStudy: NegotiationSetup = { ...CASE_STUDY, opener: 'seller' };
-const caseRounds = (() => {
-  const outcome = negotiate(caseStudy);
-  return outcome.round + 1;
-})();
+const caseRounds = negotiate(CASE_STUDY).round + 1;
 
 // 1,000 time steps whose reserves never meet: the per-round cost, setup amortized.
 const longSetup: NegotiationSetup = {
@@ -80,16 +76,16 @@ const longRounds = (() => {
 })();
 
 const p = psi({ ip: 80, rp: 20, dl: 20, cr: 2 });
-let t = 0;
+let step = 0;
 
 const results = [
   measure('case study (section 5), whole negotiation', 'rounds', caseRounds, () =>
-    negotiate(caseStudy),
+    negotiate(CASE_STUDY),
   ),
   measure(`two issues, ${longRounds} rounds to the deadline`, 'rounds', longRounds, () =>
     negotiate(longSetup),
   ),
-  measure('sigma (Eq. 1) alone, for scale', 'calls', 1, () => sigma(p, (t = (t + 1) % 25))),
+  measure('sigma (Eq. 1) alone, for scale', 'calls', 1, () => sigma(p, step++ % 25)),
 ];
 
 const rows = results.map((r) => {
