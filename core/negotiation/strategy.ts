@@ -18,9 +18,17 @@ export type Psi = Readonly<{ ip: number; rp: number; dl: number; cr: number }> &
   readonly [validPsi]: true;
 };
 
+/**
+ * ip and rp are prices in tokens or quantities in units; beyond 1e12 they leave the exact
+ * fixed-point range (core/units.ts), and near the float limits rp - ip would overflow.
+ */
+export const PSI_VALUE_LIMIT = 1e12;
+
 const finite = (name: string) => {
-  const message = `${name} must be a finite number`;
-  return z.number({ error: message }).refine(Number.isFinite, { message });
+  const message = `${name} must be a finite number between -1e12 and 1e12`;
+  return z
+    .number({ error: message })
+    .refine((v) => Number.isFinite(v) && Math.abs(v) <= PSI_VALUE_LIMIT, { message });
 };
 const positive = (name: string) => {
   const message = `${name} must be a finite number > 0`;
@@ -67,19 +75,24 @@ export function psi(input: PsiInput): Psi {
 
 /**
  * The offer at time step t >= 0. Exact at both ends: sigma(psi, 0) === ip and, for every t >= dl,
- * sigma(psi, t) === rp (ip + (rp - ip) alone can miss rp by one ulp).
+ * sigma(psi, t) === rp. In between the float result is clamped to [ip, rp]: ip + (rp - ip) * f
+ * can overshoot rp by one ulp when f is just below 1.
  */
 export function sigma(p: Psi, t: number): number {
   if (!(t >= 0)) {
     throw new EipError('INVALID_ARGUMENT', `time step must be a number >= 0 (got ${t})`);
   }
   if (t >= p.dl) return p.rp;
-  return p.ip + (p.rp - p.ip) * (t / p.dl) ** (1 / p.cr);
+  const offer = p.ip + (p.rp - p.ip) * (t / p.dl) ** (1 / p.cr);
+  return p.ip < p.rp
+    ? Math.min(Math.max(offer, p.ip), p.rp)
+    : Math.min(Math.max(offer, p.rp), p.ip);
 }
 
-export type ConcessionShape = 'boulware' | 'linear' | 'conceder';
+export type ConcessionShape = 'constant' | 'boulware' | 'linear' | 'conceder';
 
 export function concessionShape(p: Psi): ConcessionShape {
+  if (p.ip === p.rp) return 'constant';
   if (p.cr < 1) return 'boulware';
   return p.cr > 1 ? 'conceder' : 'linear';
 }

@@ -2,7 +2,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { concessionShape, parsePsi, psi, sigma } from '../../../core/negotiation/strategy.js';
 
-const price = fc.double({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true });
+// Down to subnormals and up to the limit: one fresh-clone run found sigma overshooting rp by an ulp.
+const price = fc.oneof(
+  fc.double({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true }),
+  fc.double({ min: -1e12, max: 1e12, noNaN: true, noDefaultInfinity: true }),
+  fc.double({ min: -1e-300, max: 1e-300, noNaN: true }),
+);
 const positive = fc.double({ min: 1e-3, max: 1e4, noNaN: true, noDefaultInfinity: true });
 const anyPsi = fc
   .record({
@@ -33,6 +38,11 @@ describe('sigma (Eq. 1)', () => {
         (p, extra) => sigma(p, p.dl) === p.rp && sigma(p, p.dl + extra) === p.rp,
       ),
     );
+  });
+
+  it('stays within [ip, rp] where the float formula overshoots (regression)', () => {
+    const p = psi({ ip: -6.901113595585032e-308, rp: -6.4e-323, dl: 0.001, cr: 8.000000000000002 });
+    expect(sigma(p, 0.001 * 0.9999999999999996)).toBeLessThanOrEqual(p.rp);
   });
 
   it('moves monotonically from ip toward rp and stays between them', () => {
@@ -75,6 +85,7 @@ describe('sigma (Eq. 1)', () => {
     expect(concessionShape(psi({ ip: 1, rp: 0, dl: 1, cr: 0.5 }))).toBe('boulware');
     expect(concessionShape(psi({ ip: 1, rp: 0, dl: 1, cr: 1 }))).toBe('linear');
     expect(concessionShape(psi({ ip: 1, rp: 0, dl: 1, cr: 2 }))).toBe('conceder');
+    expect(concessionShape(psi({ ip: 1, rp: 1, dl: 1, cr: 2 }))).toBe('constant');
   });
 
   it('refuses a negative time step', () => {
@@ -93,10 +104,17 @@ describe('psi validation', () => {
     [{ ip: 80, rp: 20, dl: -5, cr: 1 }, 'dl must be a finite number > 0 (got -5)'],
     [{ ip: 80, rp: 20, dl: 20, cr: 0 }, 'cr must be a finite number > 0 (got 0)'],
     [{ ip: 80, rp: 20, dl: 20, cr: -1 }, 'cr must be a finite number > 0 (got -1)'],
-    [{ ip: Number.NaN, rp: 20, dl: 20, cr: 1 }, 'ip must be a finite number (got NaN)'],
+    [
+      { ip: Number.NaN, rp: 20, dl: 20, cr: 1 },
+      'ip must be a finite number between -1e12 and 1e12 (got NaN)',
+    ],
     [
       { ip: 80, rp: Number.POSITIVE_INFINITY, dl: 20, cr: 1 },
-      'rp must be a finite number (got Infinity)',
+      'rp must be a finite number between -1e12 and 1e12 (got Infinity)',
+    ],
+    [
+      { ip: 2e12, rp: 20, dl: 20, cr: 1 },
+      'ip must be a finite number between -1e12 and 1e12 (got 2000000000000)',
     ],
     [
       { ip: 80, rp: 20, dl: Number.POSITIVE_INFINITY, cr: 1 },
