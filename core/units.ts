@@ -20,7 +20,9 @@ export type Milli = number & { readonly [milliBrand]: true };
 export const MILLI_PER_UNIT = 1000;
 export const TOKEN_DECIMALS = 18;
 
-const DECIMAL = /^(-?)(\d+)(?:\.(\d+))?$/;
+/** The one number syntax of flags and config values: plain decimals, no exponent. */
+export const DECIMAL = /^([+-]?)(\d+)(?:\.(\d+))?$/;
+const MAX_WHOLE_UNITS = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
 
 /** Wraps an integer count of thousandths; throws on fractions or unsafe integers. */
 export function milli(count: number): Milli {
@@ -29,7 +31,8 @@ export function milli(count: number): Milli {
       details: { value: count },
     });
   }
-  return count as Milli;
+  // -0 (from rounding a tiny negative) would print and compare oddly downstream.
+  return (count === 0 ? 0 : count) as Milli;
 }
 
 /** Parses a decimal string ("35", "0.125", "-2.5") exactly, without going through a float. */
@@ -48,19 +51,29 @@ export function parseMilli(text: string, what = 'value'): Milli {
     });
   }
   const count = Number(whole) * MILLI_PER_UNIT + Number(significant.padEnd(3, '0'));
+  if (!Number.isSafeInteger(count)) {
+    throw new EipError(
+      'INVALID_AMOUNT',
+      `${what} must be at most ${MAX_WHOLE_UNITS} in size (got "${text}")`,
+      {
+        details: { what, value: text },
+      },
+    );
+  }
   return milli(sign === '-' ? -count : count);
 }
 
 /**
  * Converts a float that is meant to be a multiple of 0.001 (a parsed flag, a tariff) to Milli,
- * refusing values with finer precision instead of rounding them silently.
+ * refusing values with finer precision instead of rounding them silently. The only slack allowed
+ * is the float's own representation error of a few ulps (80.3 * 1000 = 80299.99999999999).
  */
 export function toMilli(value: number, what = 'value'): Milli {
   const scaled = value * MILLI_PER_UNIT;
   const rounded = Math.round(scaled);
   if (
     !Number.isFinite(value) ||
-    Math.abs(scaled - rounded) > 1e-6 * Math.max(1, Math.abs(scaled))
+    Math.abs(scaled - rounded) > 8 * Number.EPSILON * Math.max(1, Math.abs(scaled))
   ) {
     throw new EipError('INVALID_AMOUNT', `${what} must be a multiple of 0.001 (got ${value})`, {
       details: { what, value },
@@ -85,15 +98,19 @@ export function formatMilli(value: Milli): string {
 
 export type RoundingDirection = 'down' | 'up';
 
+/** How close (in ticks) a float must be to a grid point to count as on it. */
+export const SNAP_TICKS = 1e-9;
+
 /**
- * Snaps a float to a multiple of `tick`, rounding in `direction`. A float within 1e-9 (relative)
- * of a grid point is taken as that grid point: the strategy function's floats carry rounding
- * noise (0.1 * 3 = 0.30000000000000004) that must not turn an exact offer into the next tick.
+ * Snaps a float to a multiple of `tick`, rounding in `direction`. A float within SNAP_TICKS of a
+ * grid point is taken as that grid point: the strategy function's floats carry rounding noise
+ * (0.1 * 3 = 0.30000000000000004) that must not turn an exact offer into the next tick. The slack
+ * is absolute, so rounding keeps its direction however large the value.
  */
 export function quantize(value: number, tick: Milli, direction: RoundingDirection): Milli {
   const ticks = (value * MILLI_PER_UNIT) / tick;
   const nearest = Math.round(ticks);
-  if (Math.abs(ticks - nearest) <= 1e-9 * Math.max(1, Math.abs(ticks))) {
+  if (Math.abs(ticks - nearest) <= SNAP_TICKS) {
     return milli(nearest * tick);
   }
   return milli((direction === 'down' ? Math.floor(ticks) : Math.ceil(ticks)) * tick);

@@ -7,6 +7,7 @@ import {
   milli,
   parseMilli,
   quantize,
+  SNAP_TICKS,
   signedTokenAmount,
   tokenAmount,
   toMilli,
@@ -23,6 +24,13 @@ describe('parseMilli', () => {
     expect(parseMilli('1.2300')).toBe(1_230);
     // 0.1 + 0.2 style drift cannot happen: the digits are read, not computed.
     expect(parseMilli('0.3')).toBe(300);
+    expect(parseMilli('+5')).toBe(5_000);
+  });
+
+  it('names the parameter when a value is too large', () => {
+    expect(() => parseMilli('99999999999999999999', '--surplus')).toThrow(
+      '--surplus must be at most 9007199254740 in size (got "99999999999999999999")',
+    );
   });
 
   it.each(['', 'abc', '1e3', '1.0001', '12.', '.5', 'NaN', 'Infinity', '1,5'])(
@@ -45,8 +53,17 @@ describe('toMilli', () => {
     expect(toMilli(80)).toBe(80_000);
   });
 
-  it('refuses finer precision and non-finite values instead of rounding them', () => {
-    for (const value of [0.0001, 1 / 3, Number.NaN, Number.POSITIVE_INFINITY]) {
+  it('refuses finer precision and non-finite values instead of rounding them, at any size', () => {
+    expect(toMilli(80.3)).toBe(80_300);
+    expect(toMilli(123_456_789.123)).toBe(123_456_789_123);
+    for (const value of [
+      0.0001,
+      1 / 3,
+      1000.0004,
+      123456.7894,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+    ]) {
       expect(() => toMilli(value)).toThrow(expect.objectContaining({ code: 'INVALID_AMOUNT' }));
     }
   });
@@ -68,21 +85,35 @@ describe('quantize', () => {
   it('always lands on the grid, within one tick, on the requested side', () => {
     fc.assert(
       fc.property(
-        fc.double({ min: -1e6, max: 1e6, noNaN: true }),
+        fc.oneof(
+          fc.double({ min: -1e6, max: 1e6, noNaN: true }),
+          fc.double({ min: -1e-6, max: 1e-6, noNaN: true }),
+        ),
         fc.integer({ min: 1, max: 10_000 }),
         fc.constantFrom('down' as const, 'up' as const),
         (value, tick, direction) => {
           const q = quantize(value, milli(tick), direction);
-          const scaled = value * 1000;
-          const slack = 1e-6 * Math.max(1, Math.abs(scaled));
+          const ticks = (value * 1000) / tick;
+          // The documented snap, plus the float error of computing `ticks` itself.
+          const slack = SNAP_TICKS + 4 * Number.EPSILON * Math.abs(ticks);
+          const qTicks = q / tick;
           return (
-            q % tick === 0 &&
-            Math.abs(q - scaled) <= tick + slack &&
-            (direction === 'down' ? q <= scaled + slack : q >= scaled - slack)
+            Number.isInteger(qTicks) &&
+            Math.abs(qTicks - ticks) < 1 + slack &&
+            (direction === 'down' ? qTicks <= ticks + slack : qTicks >= ticks - slack)
           );
         },
       ),
     );
+  });
+
+  it('keeps its direction for large values (regression: a relative snap rounded to nearest)', () => {
+    // 600000.0004 m3 on a 1-litre grid: 0.4 of a tick above a grid point.
+    expect(quantize(600_000.0004, milli(1), 'up')).toBe(600_000_001);
+    expect(quantize(600_000.0004, milli(1), 'down')).toBe(600_000_000);
+    // Tiny values next to zero (regression found by fast-check).
+    expect(quantize(-1e-9, milli(1001), 'down')).toBe(0);
+    expect(quantize(1e-9, milli(1001), 'up')).toBe(0);
   });
 });
 
