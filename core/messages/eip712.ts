@@ -246,6 +246,11 @@ export function offerStruct(terms: OfferTerms): Offer {
 export function transcriptHash(offers: readonly Offer[]): string {
   let previous = ZeroHash;
   offers.forEach((offer, index) => {
+    if (offer.negotiationId !== offers[0]?.negotiationId) {
+      throw new EipError('INVALID_SIGNATURE', `transcript mixes negotiations at offer ${index}`, {
+        details: { index },
+      });
+    }
     if (offer.previous !== previous) {
       throw new EipError(
         'INVALID_SIGNATURE',

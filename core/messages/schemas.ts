@@ -12,12 +12,10 @@ import { UTILITY_IDS } from '../utilities.js';
 const UINT256_MAX = 2n ** 256n - 1n;
 
 /** A lowercase id that is safe as one MQTT topic level: no '/', '+', '#', no spaces. */
+export const ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const id = z
   .string()
-  .regex(
-    /^[a-z0-9][a-z0-9_-]{0,62}$/,
-    'must be 1-63 of a-z, 0-9, "-", "_", starting with a letter or digit',
-  )
+  .regex(ID_PATTERN, 'must be 1-63 of a-z, 0-9, "-", "_", starting with a letter or digit')
   .meta({ description: 'Lowercase id, one MQTT topic level' });
 /** The regex shows the shape in the JSON Schema; isAddress also checks a mixed-case checksum. */
 export const address = z
@@ -54,17 +52,9 @@ export const uint256 = z.codec(
     .string()
     .regex(/^(0|[1-9]\d{0,77})$/, 'must be a decimal integer string')
     .meta({ description: 'uint256 as a decimal string' }),
-  z.bigint(),
-  {
-    decode: (text, ctx) => {
-      const value = BigInt(text);
-      if (value > UINT256_MAX) {
-        ctx.issues.push({ code: 'custom', message: 'exceeds uint256', input: text });
-      }
-      return value;
-    },
-    encode: (value) => value.toString(),
-  },
+  // Bounded on the bigint side, so both directions check it: nothing leaves that peers refuse.
+  z.bigint().min(0n, 'must not be negative').max(UINT256_MAX, 'exceeds uint256'),
+  { decode: (text) => BigInt(text), encode: (value) => value.toString() },
 );
 const uint = (bits: number) =>
   uint256.refine((v) => v < 2n ** BigInt(bits), `must fit in uint${bits}`);

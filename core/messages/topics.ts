@@ -4,7 +4,9 @@
  * through these definitions. `asyncapi.yaml` beside this file is generated from it.
  *
  * Topics that carry a prosumer's traffic name that prosumer in a fixed level, so the broker's ACL
- * can let a client publish only under its own id and read only what is addressed to it.
+ * can let a client publish only under its own id and read only what is addressed to it. Where a
+ * payload names its sender too, `bind` makes the two agree. Signed payloads (offers, agreements,
+ * delivery reports) name Ethereum addresses instead of ids: the receiver checks their signatures.
  */
 import type { z } from 'zod';
 import { EipError } from '../errors.js';
@@ -177,38 +179,45 @@ export type WirePayload<N extends TopicName> = z.input<(typeof TOPICS)[N]['schem
 
 export const TOPIC_NAMES = Object.keys(TOPICS) as TopicName[];
 
-const LEVEL = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const compiled = TOPIC_NAMES.map((name) => ({ name, levels: TOPICS[name].pattern.split('/') }));
 
 function paramName(level: string): string | null {
   return level.startsWith('{') ? level.slice(1, -1) : null;
 }
 
-/** The concrete topic, e.g. `topic('balance', { prosumer: 'p0', utility: 'biogas' })`. */
-export function topic<N extends TopicName>(name: N, params: TopicParams<N>): string {
-  const values = params as Readonly<Record<string, string>>;
+function fill(
+  name: TopicName,
+  params: Readonly<Record<string, string | undefined>>,
+  missing: (key: string) => string | null,
+): string {
   return TOPICS[name].pattern.replace(/\{(\w+)\}/g, (_, key: string) => {
-    const value = values[key];
-    if (value === undefined || !LEVEL.test(value)) {
+    const value = params[key];
+    if (value === undefined) {
+      const wildcard = missing(key);
+      if (wildcard !== null) return wildcard;
+    }
+    if (value === undefined || !s.ID_PATTERN.test(value)) {
       throw new EipError(
         'INVALID_ARGUMENT',
         `topic ${name}: ${key} must be an id of a-z, 0-9, "-", "_" (got "${value}")`,
-        {
-          details: { topic: name, param: key },
-        },
+        { details: { topic: name, param: key } },
       );
     }
     return value;
   });
 }
 
-/** A subscription filter: given levels fixed, the rest '+'. */
+/** The concrete topic, e.g. `topic('balance', { prosumer: 'p0', utility: 'biogas' })`. */
+export function topic<N extends TopicName>(name: N, params: TopicParams<N>): string {
+  return fill(name, params, () => null);
+}
+
+/** A subscription filter: given levels fixed (and validated), the rest '+'. */
 export function subscription<N extends TopicName>(
   name: N,
   params: Partial<TopicParams<N>> = {},
 ): string {
-  const values = params as Readonly<Record<string, string>>;
-  return TOPICS[name].pattern.replace(/\{(\w+)\}/g, (_, key: string) => values[key] ?? '+');
+  return fill(name, params, () => '+');
 }
 
 export interface MatchedTopic {
@@ -226,7 +235,7 @@ export function matchTopic(concrete: string): MatchedTopic | null {
       const key = paramName(level);
       if (key === null) return level === value;
       params[key] = value;
-      return LEVEL.test(value);
+      return s.ID_PATTERN.test(value);
     });
     if (matches) return { name: candidate.name, params };
   }
@@ -240,6 +249,9 @@ export function encodePayload<N extends TopicName>(name: N, payload: Payload<N>)
   if (!result.success) throw invalid(name, result.error);
   return JSON.stringify(result.data);
 }
+
+// fatal: invalid UTF-8 is refused, not silently replaced with U+FFFD.
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export type DecodedMessage = {
   [N in TopicName]: {
@@ -261,12 +273,11 @@ export function decodeMessage(concrete: string, raw: string | Uint8Array): Decod
       details: { topic: concrete },
     });
   }
-  const text = typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8');
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(typeof raw === 'string' ? raw : utf8.decode(raw));
   } catch (error) {
-    throw new EipError('INVALID_MESSAGE', `${concrete}: payload is not valid JSON`, {
+    throw new EipError('INVALID_MESSAGE', `${concrete}: payload is not valid UTF-8 JSON`, {
       cause: error,
       details: { topic: concrete },
     });

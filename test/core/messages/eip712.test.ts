@@ -18,7 +18,7 @@ import {
   typedData,
   typedDataDigest,
 } from '../../../core/messages/eip712.js';
-import { milli, parseMilli, tokenAmount } from '../../../core/units.js';
+import { milli, parseMilli } from '../../../core/units.js';
 
 const seller = new Wallet(`0x${'11'.repeat(32)}`);
 const buyer = new Wallet(`0x${'22'.repeat(32)}`);
@@ -159,6 +159,9 @@ describe('EIP-712 types shared with the contracts', () => {
     const [first, second, third] = list as [Offer, Offer, Offer];
     expect(() => transcriptHash([first, third])).toThrow('transcript broken at offer 1');
     expect(() => transcriptHash([second, first, third])).toThrow('transcript broken at offer 0');
+    expect(() =>
+      transcriptHash([first, { ...second, negotiationId: `0x${'99'.repeat(32)}` }]),
+    ).toThrow('transcript mixes negotiations at offer 1');
     const tampered = { ...second, unitPrice: second.unitPrice + 1n };
     expect(() => transcriptHash([first, tampered, third])).toThrow('transcript broken at offer 2');
   });
@@ -176,7 +179,9 @@ describe('EIP-712 types shared with the contracts', () => {
           price: milli(p),
           previous: ZeroHash,
         });
-        return offer.quantity * offer.unitPrice === tokenAmount(milli(q), milli(p));
+        // (q / 1000 units) x (p / 1000 tokens per unit), in 18-decimal base units, by hand.
+        const expected = (BigInt(q) * BigInt(p)).toString() + '0'.repeat(18 - 6);
+        return (offer.quantity * offer.unitPrice).toString() === expected.replace(/^0+(?=\d)/, '');
       }),
     );
   });

@@ -33,14 +33,27 @@ describe('topic map', () => {
     },
   );
 
-  it('patterns are unambiguous: every topic matches only its own definition', () => {
-    const concretes = TOPIC_NAMES.map((name) => roundTrip(name).concrete);
-    expect(new Set(concretes.map((c) => matchTopic(c)?.name)).size).toBe(TOPIC_NAMES.length);
+  it('patterns are unambiguous: no two can match the same concrete topic', () => {
+    const levels = TOPIC_NAMES.map((name) => [name, TOPICS[name].pattern.split('/')] as const);
+    for (const [a, la] of levels) {
+      for (const [b, lb] of levels) {
+        if (a === b || la.length !== lb.length) continue;
+        // Two patterns overlap unless some level holds two different literals.
+        const apart = la.some((level, i) => {
+          const other = lb[i] ?? '';
+          return !level.startsWith('{') && !other.startsWith('{') && level !== other;
+        });
+        expect(apart, `${a} and ${b} can match the same topic`).toBe(true);
+      }
+    }
   });
 
-  it('subscriptions fill unknown levels with +', () => {
+  it('subscriptions fill unknown levels with + and validate the given ones', () => {
     expect(subscription('offer', { to: 'p0' })).toBe('eip/v1/negotiations/p0/+/offer');
     expect(subscription('meterReading')).toBe('eip/v1/meters/+/+/reading');
+    expect(() => subscription('balance', { prosumer: 'a/#' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    );
   });
 
   it.each(['', 'P0', 'a/b', '+', '#', 'a b', 'x'.repeat(64)])(
@@ -76,7 +89,7 @@ describe('ingress: every refusal says what and where', () => {
     expect(() => decodeMessage('eip/v1/agents/p0/status', '{nope')).toThrow(
       expect.objectContaining({
         code: 'INVALID_MESSAGE',
-        message: 'eip/v1/agents/p0/status: payload is not valid JSON',
+        message: 'eip/v1/agents/p0/status: payload is not valid UTF-8 JSON',
       }),
     );
     expect(() => decodeMessage('eip/v1/agents/p0/status', new Uint8Array([0xff, 0xfe]))).toThrow(
@@ -142,6 +155,21 @@ describe('ingress: every refusal says what and where', () => {
     const will = JSON.stringify(valid('willToNegotiate'));
     expect(() => decodeMessage('eip/v1/negotiations/p0/p7/will', will)).toThrow(
       'does not match topic level {from}',
+    );
+  });
+
+  it('refuses to encode what every receiver would refuse: beyond uint256 or uintN', () => {
+    const status = { ...FIXTURES.agreementStatus.payload, paid: 2n ** 256n };
+    expect(() => encodePayload('agreementStatus', status as never)).toThrow('exceeds uint256');
+    const { agreement } = FIXTURES.agreement.payload;
+    const late = {
+      ...FIXTURES.agreement.payload,
+      agreement: { ...agreement, deliveryEnd: 2n ** 64n },
+    };
+    expect(() => encodePayload('agreement', late)).toThrow('must fit in uint64');
+    const negative = { ...FIXTURES.agreementStatus.payload, refunded: -1n };
+    expect(() => encodePayload('agreementStatus', negative as never)).toThrow(
+      'must not be negative',
     );
   });
 
