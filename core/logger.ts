@@ -1,8 +1,9 @@
 /**
  * The logging seam. Code takes a `Logger` in its constructor; composition roots make one with
  * `createLogger` (pino: JSON lines, cheap when a level is off) and tests pass `silentLogger` or
- * their own. Keys that can hold secrets are redacted wherever they appear in a logged object, so
- * a careless `log.info({ config })` cannot leak a private key.
+ * their own. Keys that can hold secrets are redacted in the top three levels of a logged object,
+ * so a careless `log.info({ config })` or `log.info({ config: { identity } })` cannot leak a
+ * private key. (Token *amounts* are not secret and stay visible.)
  */
 import { pino } from 'pino';
 
@@ -31,7 +32,11 @@ export const REDACTED_KEYS = [
   'passphrase',
   'mnemonic',
   'secret',
-  'token',
+  'apiKey',
+  'api_key',
+  'accessToken',
+  'access_token',
+  'authorization',
 ];
 
 export interface LoggerOptions {

@@ -19,11 +19,15 @@ function sources(folder: string): string[] {
   }
 }
 
+/** Static imports and re-exports, side-effect imports and dynamic import() calls. */
 function imports(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/g)].map(
-    (m) => m[1] ?? '',
-  );
+  const forms = [
+    /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/g,
+    /(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g,
+    /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g,
+  ];
+  return forms.flatMap((form) => [...text.matchAll(form)].map((m) => m[1] ?? ''));
 }
 
 function targetFolder(file: string, specifier: string): string | null {

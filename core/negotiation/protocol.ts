@@ -10,7 +10,9 @@
  *
  * An agent past its deadline on an open issue either breaks off (the default; the deal is worth
  * little to it now) or stands at its reserve. So with break-off, an issue is agreed if and only if
- * the two concession paths cross at a round no later than both agents' deadlines on it. When both only stand and still do not cross, the
+ * the two concession paths cross at a round no later than both agents' deadlines on it. Rounds are
+ * whole steps: with a fractional dl an agent's last step is floor(dl), just short of rp, and with
+ * dl < 1 it makes only its opening offer. When both only stand and still do not cross, the
  * negotiation ends without agreement.
  *
  * The engine is a pure function: the same setup gives the same transcript.
@@ -41,6 +43,8 @@ export interface NegotiationSetup {
 }
 
 export const DEFAULT_MAX_ROUNDS = 10_000;
+/** The transcript grows with every round; beyond this a negotiation is a mistake, not a plan. */
+export const MAX_ROUNDS_LIMIT = 100_000;
 
 export type Bundle = Readonly<Record<Issue, Milli>>;
 
@@ -107,10 +111,10 @@ function party(role: Role, spec: AgentSpec, ticks: NegotiationSetup['ticks']): P
 
 export function negotiate(setup: NegotiationSetup): Outcome {
   const maxRounds = setup.maxRounds ?? DEFAULT_MAX_ROUNDS;
-  if (!Number.isSafeInteger(maxRounds) || maxRounds < 1) {
+  if (!Number.isSafeInteger(maxRounds) || maxRounds < 1 || maxRounds > MAX_ROUNDS_LIMIT) {
     throw new EipError(
       'INVALID_ARGUMENT',
-      `maxRounds must be a whole number >= 1 (got ${maxRounds})`,
+      `maxRounds must be a whole number from 1 to ${MAX_ROUNDS_LIMIT} (got ${maxRounds})`,
     );
   }
   for (const [issue, tick] of Object.entries(setup.ticks)) {

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { type ErrorCode, isEipError } from '../../core/errors.js';
 import { ROLES } from '../../core/negotiation/issues.js';
+import { MAX_ROUNDS_LIMIT } from '../../core/negotiation/protocol.js';
 import { getUtility, UTILITY_IDS } from '../../core/utilities.js';
 import { CASE_STUDY } from '../case-study.js';
 import { bilateralScenario, runScenario } from '../negotiation/scenario.js';
@@ -130,7 +131,7 @@ function program(io: Io): Command {
         afterDeadline: flags.afterDeadline,
         ...(flags.maxRounds === undefined
           ? {}
-          : { maxRounds: parseCount(flags.maxRounds, '--max-rounds') }),
+          : { maxRounds: parseCount(flags.maxRounds, '--max-rounds', MAX_ROUNDS_LIMIT) }),
       });
       emit(runScenario(scenario), flags, io);
     });
@@ -150,6 +151,8 @@ export async function main(argv: readonly string[], io: Io = process): Promise<n
 function report(error: unknown, io: Io): number {
   if (error instanceof CommanderError) {
     if (error.exitCode === 0) return 0; // --help, --version
+    // No command given: commander has already shown the usage on stderr; that is the message.
+    if (error.code === 'commander.help') return 2;
     const message = error.message.replace(/^error: /, '').replace(/\.$/, '');
     io.stderr.write(`eip-sim: ${message} (see eip-sim --help)\n`);
     return 2;

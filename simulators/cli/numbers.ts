@@ -17,13 +17,17 @@ export function parsePositive(text: string, flag: string): Milli {
   return value;
 }
 
-/** A whole number >= 1. */
-export function parseCount(text: string, flag: string): number {
+/** A whole number from 1 to `max`. */
+export function parseCount(text: string, flag: string, max: number): number {
   const value = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1) {
-    throw new EipError('INVALID_ARGUMENT', `${flag} must be a whole number >= 1 (got "${text}")`, {
-      details: { flag },
-    });
+  if (!/^\d+$/.test(text) || value < 1 || value > max) {
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      `${flag} must be a whole number from 1 to ${max} (got "${text}")`,
+      {
+        details: { flag },
+      },
+    );
   }
   return value;
 }

@@ -1,9 +1,9 @@
 /** `ip=80,rp=20,dl=20,cr=2` -> a validated Psi, with errors that name the flag and the key. */
 import { EipError } from '../../core/errors.js';
 import { type Psi, parsePsi } from '../../core/negotiation/strategy.js';
+import { DECIMAL } from '../../core/units.js';
 
 const KEYS = ['ip', 'rp', 'dl', 'cr'] as const;
-const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const EXPECTED = 'expected ip=..,rp=..,dl=..,cr=..';
 
 export function parsePsiFlag(text: string, flag: string): Psi {
@@ -18,7 +18,8 @@ export function parsePsiFlag(text: string, flag: string): Psi {
     if (!(KEYS as readonly string[]).includes(key))
       throw usage(`unknown key "${key}" (allowed: ${KEYS.join(', ')})`);
     if (key in values) throw usage(`${key} is given twice`);
-    if (!NUMBER.test(raw)) throw usage(`${key} must be a number (got "${raw}")`);
+    if (!DECIMAL.test(raw))
+      throw usage(`${key} must be a decimal number like 20 or 0.5 (got "${raw}")`);
     values[key] = Number(raw);
   }
   const missing = KEYS.filter((key) => !(key in values));

@@ -7,7 +7,7 @@ import type { PartyResult } from '../../core/negotiation/evaluation.js';
 import type { Issue, Role } from '../../core/negotiation/issues.js';
 import type { Move } from '../../core/negotiation/protocol.js';
 import { concessionShape, type Psi } from '../../core/negotiation/strategy.js';
-import { formatTokens, fromMilli } from '../../core/units.js';
+import { formatTokens, fromMilli, type Milli, tokenAmount } from '../../core/units.js';
 import type { ScenarioParty, ScenarioResult } from './scenario.js';
 
 const tokens = (baseUnits: bigint) => Number(formatTokens(baseUnits));
@@ -30,14 +30,13 @@ function agentJson(party: ScenarioParty) {
   };
 }
 
-function gainJson(party: ScenarioParty, result: PartyResult, providerPrice: number) {
-  const traded = fromMilli(result.traded);
+function gainJson(party: ScenarioParty, result: PartyResult, providerPrice: Milli) {
   return {
     name: party.name,
-    traded,
+    traded: fromMilli(result.traded),
     tokens: tokens(result.tokens),
     /** What the same quantity would have fetched (seller) or cost (buyer) with the provider. */
-    provider_tokens: traded * providerPrice,
+    provider_tokens: tokens(tokenAmount(result.traded, providerPrice)),
     gain: tokens(result.gain),
     gain_per_unit: fromMilli(result.gainPerUnit),
     [result.role === 'seller' ? 'surplus_left' : 'deficit_left']: fromMilli(result.remaining),
@@ -94,8 +93,8 @@ export function reportJson({ scenario, outcome, evaluation }: ScenarioResult) {
       quantity_round: settledRound('quantity'),
     },
     gains: {
-      seller: gainJson(party('seller'), evaluation.seller, fromMilli(utility.provider_buys_at)),
-      buyer: gainJson(party('buyer'), evaluation.buyer, fromMilli(utility.provider_sells_at)),
+      seller: gainJson(party('seller'), evaluation.seller, utility.provider_buys_at),
+      buyer: gainJson(party('buyer'), evaluation.buyer, utility.provider_sells_at),
     },
     transcript: outcome.transcript.map(moveJson),
   };

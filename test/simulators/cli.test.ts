@@ -201,10 +201,13 @@ describe('eip-sim negotiate', () => {
     [['--seller', 'ip=80,rp=20,dl=20,cr=0'], '--seller: cr must be a finite number > 0 (got 0)'],
     [['--seller', 'ip=80,rp=20,dl=-1,cr=2'], '--seller: dl must be a finite number > 0 (got -1)'],
     [['--seller', 'ip=80,rp=20,dl=0,cr=2'], '--seller: dl must be a finite number > 0 (got 0)'],
-    [['--buyer', 'ip=NaN,rp=80,dl=20,cr=1'], '--buyer: ip must be a number (got "NaN")'],
+    [
+      ['--buyer', 'ip=NaN,rp=80,dl=20,cr=1'],
+      '--buyer: ip must be a decimal number like 20 or 0.5 (got "NaN")',
+    ],
     [
       ['--buyer', 'ip=20,rp=80,dl=1e999,cr=1'],
-      '--buyer: dl must be a finite number > 0 (got Infinity)',
+      '--buyer: dl must be a decimal number like 20 or 0.5 (got "1e999")',
     ],
     [['--seller', 'ip=80,rp=20,dl=20'], '--seller: missing cr (expected ip=..,rp=..,dl=..,cr=..)'],
     [
@@ -212,7 +215,18 @@ describe('eip-sim negotiate', () => {
       '--seller: unknown key "x" (allowed: ip, rp, dl, cr)',
     ],
     [['--seller', 'ip=80,ip=70,rp=20,dl=20,cr=2'], '--seller: ip is given twice'],
-    [['--seller', 'ip=80;rp=20'], '--seller: ip must be a number (got "80;rp=20")'],
+    [
+      ['--seller', 'ip=80;rp=20'],
+      '--seller: ip must be a decimal number like 20 or 0.5 (got "80;rp=20")',
+    ],
+    [
+      ['--seller', 'ip=80,rp=20,dl=20,cr=2e3'],
+      '--seller: cr must be a decimal number like 20 or 0.5 (got "2e3")',
+    ],
+    [
+      ['--seller', 'ip=2000000000000,rp=20,dl=20,cr=2'],
+      '--seller: ip must be a finite number between -1e12 and 1e12',
+    ],
     [
       ['--seller', '80,20,20,2'],
       '--seller: "80" is not key=value (expected ip=..,rp=..,dl=..,cr=..)',
@@ -236,7 +250,12 @@ describe('eip-sim negotiate', () => {
     ],
     [['--surplus', '-3'], '--surplus must be > 0 (got "-3")'],
     [['--need', '1.0001'], '--need has more than 3 decimals'],
-    [['--max-rounds', '0'], '--max-rounds must be a whole number >= 1 (got "0")'],
+    [['--max-rounds', '0'], '--max-rounds must be a whole number from 1 to 100000 (got "0")'],
+    [
+      ['--max-rounds', '2000000'],
+      '--max-rounds must be a whole number from 1 to 100000 (got "2000000")',
+    ],
+    [['--surplus', '99999999999999999999'], '--surplus must be at most 9007199254740 in size'],
     [
       ['--utility', 'gas'],
       "option '--utility <id>' argument 'gas' is invalid. Allowed choices are biogas, electricity, heat",
@@ -294,6 +313,14 @@ describe('eip-sim negotiate', () => {
     const sub = await sim('negotiate', '--help');
     expect(sub.code).toBe(0);
     expect(sub.stdout).toContain('--seller-qty <psi>');
+  });
+
+  it('no command shows the usage on stderr and exits 2', async () => {
+    const { code, stdout, stderr } = await sim();
+    expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
+    expect(stderr).toMatch(/^Usage: eip-sim /);
+    expect(stderr).toContain('negotiate');
+    expect(stderr).not.toContain('outputHelp');
   });
 
   it('an unknown command exits 2', async () => {

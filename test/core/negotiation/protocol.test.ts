@@ -407,7 +407,10 @@ describe('protocol details', () => {
       negotiate({ ...priceOnly(seller, buyer), ticks: { price: milli(0), quantity: milli(1) } }),
     ).toThrow('price tick must be > 0');
     expect(() => negotiate({ ...priceOnly(seller, buyer), maxRounds: 0 })).toThrow(
-      'maxRounds must be a whole number >= 1',
+      'maxRounds must be a whole number from 1 to 100000 (got 0)',
+    );
+    expect(() => negotiate({ ...priceOnly(seller, buyer), maxRounds: 100_001 })).toThrow(
+      'maxRounds must be a whole number from 1 to 100000',
     );
     expect(() =>
       negotiate({
