@@ -1,11 +1,17 @@
 /**
- * Builds once before the suite, so tests that run the real `eip-sim` binary from dist/ never test
- * a stale build.
+ * Runs `npm run build` once before the suite, so tests that run the real `eip-sim` binary from
+ * dist/ never test a stale build, and the build is the one users get (it also marks the bins
+ * executable: tsc writes them 0644).
  */
 import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 
 export default function setup(): void {
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  try {
+    execFileSync('npm', ['run', 'build'], { stdio: 'pipe' });
+  } catch (error) {
+    const { stdout, stderr } = error as { stdout?: Buffer; stderr?: Buffer };
+    throw new Error(
+      `npm run build failed:\n${stdout?.toString() ?? ''}${stderr?.toString() ?? ''}`,
+    );
+  }
 }

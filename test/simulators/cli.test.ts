@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -331,12 +331,20 @@ describe('eip-sim negotiate', () => {
 });
 
 describe('the built binary', () => {
-  it('runs the case study from dist/ with a shebang', async () => {
+  it('runs the case study from dist/ as an executable with a shebang', async () => {
     expect(readFileSync(BIN, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    expect(statSync(BIN).mode & 0o111).toBe(0o111);
     const { stdout } = await run(process.execPath, [BIN, 'case-study', '--json']);
     expect(JSON.parse(stdout).agreement).toEqual(
       expect.objectContaining({ round: 12, price: 35, quantity: 100 }),
     );
+  });
+
+  it('runs as the README says: npx eip-sim case-study', async () => {
+    const { stdout } = await run('npx', ['--no-install', 'eip-sim', 'case-study'], {
+      cwd: join(import.meta.dirname, '../..'),
+    });
+    expect(stdout).toContain('Agreement at step 12: 100 m3 at 35 tokens/m3');
   });
 
   it('exits 2 with one line and no stack trace on bad input', async () => {
