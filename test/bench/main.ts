@@ -7,11 +7,11 @@
  * rounds/s; NegMAS, the reference Python framework, is quoted at about 7,800 steps/s (not
  * measured here: PyPI is out of reach from this machine).
  */
-import { type NegotiationSetup, negotiate } from '../../core/negotiation/protocol.js';
+import { negotiate } from '../../core/negotiation/protocol.js';
 import { psi, sigma } from '../../core/negotiation/strategy.js';
-import { UTILITIES } from '../../core/utilities.js';
 import { CASE_STUDY } from '../../simulators/case-study.js';
 import { textTable } from '../../simulators/text-table.js';
+import { bilateral } from '../core/negotiation/setup.js';
 
 const GOAL_ROUNDS_PER_SECOND = 10_000;
 const SAMPLES = 5;
@@ -51,23 +51,10 @@ const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 const caseRounds = negotiate(CASE_STUDY).round + 1;
 
 // 1,000 time steps whose reserves never meet: the per-round cost, setup amortized.
-const longSetup: NegotiationSetup = {
-  seller: {
-    name: 'S',
-    psi: {
-      price: psi({ ip: 80, rp: 50, dl: 1000, cr: 2 }),
-      quantity: psi({ ip: 100, rp: 100, dl: 1000, cr: 1 }),
-    },
-  },
-  buyer: {
-    name: 'B',
-    psi: {
-      price: psi({ ip: 20, rp: 40, dl: 1000, cr: 0.5 }),
-      quantity: psi({ ip: 150, rp: 120, dl: 1000, cr: 1 }),
-    },
-  },
-  ticks: { price: UTILITIES.biogas.price_tick, quantity: UTILITIES.biogas.quantity_tick },
-};
+const longSetup = bilateral(
+  { price: { ip: 80, rp: 50, dl: 1000, cr: 2 }, quantity: { ip: 100, rp: 100, dl: 1000, cr: 1 } },
+  { price: { ip: 20, rp: 40, dl: 1000, cr: 0.5 }, quantity: { ip: 150, rp: 120, dl: 1000, cr: 1 } },
+);
 const longRounds = (() => {
   const outcome = negotiate(longSetup);
   if (outcome.kind !== 'no-agreement' || outcome.reason !== 'deadline')

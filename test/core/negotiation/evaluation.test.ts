@@ -1,35 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { evaluate } from '../../../core/negotiation/evaluation.js';
 import { negotiate } from '../../../core/negotiation/protocol.js';
-import { psi } from '../../../core/negotiation/strategy.js';
 import { formatTokens, milli, parseMilli } from '../../../core/units.js';
 import { UTILITIES } from '../../../core/utilities.js';
+import { bilateral, TABLE1 } from './setup.js';
 
 const biogas = UTILITIES.biogas;
-const ticks = { price: biogas.price_tick, quantity: biogas.quantity_tick };
 const preferences = {
   seller: { quantity: parseMilli('100'), deadlineStep: Number.POSITIVE_INFINITY },
   buyer: { quantity: parseMilli('150'), deadlineStep: 350 },
 };
 
 describe('gains against the provider', () => {
-  const outcome = negotiate({
-    seller: {
-      name: 'P0',
-      psi: {
-        price: psi({ ip: 80, rp: 20, dl: 20, cr: 2 }),
-        quantity: psi({ ip: 100, rp: 100, dl: 20, cr: 2 }),
-      },
-    },
-    buyer: {
-      name: 'P1',
-      psi: {
-        price: psi({ ip: 20, rp: 80, dl: 20, cr: 0.5 }),
-        quantity: psi({ ip: 150, rp: 0, dl: 20, cr: 0.5 }),
-      },
-    },
-    ticks,
-  });
+  const outcome = negotiate(bilateral(TABLE1.seller, TABLE1.buyer));
   const result = evaluate(outcome, { utility: biogas, preferences });
 
   it('reports the seed case: +15/m3 and +45/m3 on 100 m3, escrow 3500 tokens, 50 m3 left', () => {
@@ -54,23 +37,12 @@ describe('gains against the provider', () => {
   });
 
   it('without agreement nothing changes hands and everything goes to the provider', () => {
-    const none = negotiate({
-      seller: {
-        name: 'S',
-        psi: {
-          price: psi({ ip: 80, rp: 70, dl: 5, cr: 1 }),
-          quantity: psi({ ip: 100, rp: 100, dl: 5, cr: 1 }),
-        },
-      },
-      buyer: {
-        name: 'B',
-        psi: {
-          price: psi({ ip: 20, rp: 30, dl: 5, cr: 1 }),
-          quantity: psi({ ip: 150, rp: 0, dl: 5, cr: 1 }),
-        },
-      },
-      ticks,
-    });
+    const none = negotiate(
+      bilateral(
+        { price: { ip: 80, rp: 70, dl: 5, cr: 1 }, quantity: { ip: 100, rp: 100, dl: 5, cr: 1 } },
+        { price: { ip: 20, rp: 30, dl: 5, cr: 1 }, quantity: { ip: 150, rp: 0, dl: 5, cr: 1 } },
+      ),
+    );
     const r = evaluate(none, { utility: biogas, preferences });
     expect(r.escrow).toBe(0n);
     expect(r.seller).toMatchObject({
@@ -84,23 +56,12 @@ describe('gains against the provider', () => {
   });
 
   it('a seller that agrees below the provider buy tariff shows a loss', () => {
-    const cheap = negotiate({
-      seller: {
-        name: 'S',
-        psi: {
-          price: psi({ ip: 15, rp: 10, dl: 5, cr: 1 }),
-          quantity: psi({ ip: 100, rp: 100, dl: 5, cr: 1 }),
-        },
-      },
-      buyer: {
-        name: 'B',
-        psi: {
-          price: psi({ ip: 15, rp: 15, dl: 5, cr: 1 }),
-          quantity: psi({ ip: 100, rp: 100, dl: 5, cr: 1 }),
-        },
-      },
-      ticks,
-    });
+    const cheap = negotiate(
+      bilateral(
+        { price: { ip: 15, rp: 10, dl: 5, cr: 1 }, quantity: { ip: 100, rp: 100, dl: 5, cr: 1 } },
+        { price: { ip: 15, rp: 15, dl: 5, cr: 1 }, quantity: { ip: 100, rp: 100, dl: 5, cr: 1 } },
+      ),
+    );
     const r = evaluate(cheap, { utility: biogas, preferences });
     expect(formatTokens(r.seller.gain)).toBe('-500');
     expect(r.seller.gainPerUnit).toBe(-5_000);

@@ -9,21 +9,28 @@ import {
 } from '../../../core/negotiation/protocol.js';
 import { type Psi, psi, sigma } from '../../../core/negotiation/strategy.js';
 import { type Milli, milli, quantize } from '../../../core/units.js';
+import { bilateral, TABLE1 } from './setup.js';
 
+// The biogas grid that `bilateral` uses: 1 token per m3, 1 litre.
 const TICKS = { price: milli(1000), quantity: milli(1) };
 const fixedQuantity = psi({ ip: 100, rp: 100, dl: 1e6, cr: 1 });
 
+/** Quantity settles at round 0, so the outcome is the price issue's alone. */
 function priceOnly(
   seller: Psi,
   buyer: Psi,
   extra: Partial<NegotiationSetup> = {},
   afterDeadline: AfterDeadline = 'break-off',
 ): NegotiationSetup {
+  const base = bilateral(
+    { price: seller, quantity: fixedQuantity },
+    { price: buyer, quantity: fixedQuantity },
+    extra,
+  );
   return {
-    seller: { name: 'S', psi: { price: seller, quantity: fixedQuantity }, afterDeadline },
-    buyer: { name: 'B', psi: { price: buyer, quantity: fixedQuantity }, afterDeadline },
-    ticks: TICKS,
-    ...extra,
+    ...base,
+    seller: { ...base.seller, afterDeadline },
+    buyer: { ...base.buyer, afterDeadline },
   };
 }
 
@@ -69,23 +76,7 @@ function expectAlternation(outcome: Outcome, opener: Role) {
 }
 
 describe('the seed case study (section 5, Table 1)', () => {
-  const outcome = negotiate({
-    seller: {
-      name: 'Prosumer 0',
-      psi: {
-        price: psi({ ip: 80, rp: 20, dl: 20, cr: 2 }),
-        quantity: psi({ ip: 100, rp: 100, dl: 20, cr: 2 }),
-      },
-    },
-    buyer: {
-      name: 'Prosumer 1',
-      psi: {
-        price: psi({ ip: 20, rp: 80, dl: 20, cr: 0.5 }),
-        quantity: psi({ ip: 150, rp: 0, dl: 20, cr: 0.5 }),
-      },
-    },
-    ticks: TICKS,
-  });
+  const outcome = negotiate(bilateral(TABLE1.seller, TABLE1.buyer));
 
   it('agrees on 35 tokens/m3 at step 11 and on 100 m3 at step 12', () => {
     expect(outcome).toMatchObject({
@@ -215,11 +206,9 @@ describe('agreement if and only if the concession paths cross before both deadli
           cr: sq.cr,
         });
         const buyerQty = psi({ ip: 100, rp: Math.min(bq.a, bq.b), dl: bq.dl, cr: bq.cr });
-        const outcome = negotiate({
-          seller: { name: 'S', psi: { price: sp, quantity: sellerQty } },
-          buyer: { name: 'B', psi: { price: bp, quantity: buyerQty } },
-          ticks: TICKS,
-        });
+        const outcome = negotiate(
+          bilateral({ price: sp, quantity: sellerQty }, { price: bp, quantity: buyerQty }),
+        );
         const cPrice = firstCrossing(sp, bp, Math.floor(Math.min(sp.dl, bp.dl)));
         const cQty = quantityCrossing(
           sellerQty,
@@ -255,14 +244,12 @@ describe('protocol details', () => {
   });
 
   it('a settled issue stays fixed in every later offer', () => {
-    const outcome = negotiate({
-      seller: {
-        name: 'S',
-        psi: { price: seller, quantity: psi({ ip: 100, rp: 100, dl: 20, cr: 1 }) },
-      },
-      buyer: { name: 'B', psi: { price: buyer, quantity: psi({ ip: 150, rp: 0, dl: 40, cr: 1 }) } },
-      ticks: TICKS,
-    });
+    const outcome = negotiate(
+      bilateral(
+        { price: seller, quantity: { ip: 100, rp: 100, dl: 20, cr: 1 } },
+        { price: buyer, quantity: { ip: 150, rp: 0, dl: 40, cr: 1 } },
+      ),
+    );
     expect(outcome.kind).toBe('agreement');
     expect(outcome.settled).toMatchObject({ price: { round: 11 }, quantity: { round: 14 } });
     const priceRound = outcome.settled.price?.round ?? -1;
@@ -315,46 +302,24 @@ describe('protocol details', () => {
   });
 
   it('a buyer does not take more than it wants, and nobody agrees on nothing', () => {
-    const outcome = negotiate({
-      seller: {
-        name: 'S',
-        psi: {
-          price: psi({ ip: 30, rp: 30, dl: 10, cr: 1 }),
-          quantity: psi({ ip: 200, rp: 200, dl: 10, cr: 1 }),
-        },
-      },
-      buyer: {
-        name: 'B',
-        psi: {
-          price: psi({ ip: 30, rp: 30, dl: 10, cr: 1 }),
-          quantity: psi({ ip: 150, rp: 150, dl: 10, cr: 1 }),
-        },
-      },
-      ticks: TICKS,
-    });
+    const outcome = negotiate(
+      bilateral(
+        { price: { ip: 30, rp: 30, dl: 10, cr: 1 }, quantity: { ip: 200, rp: 200, dl: 10, cr: 1 } },
+        { price: { ip: 30, rp: 30, dl: 10, cr: 1 }, quantity: { ip: 150, rp: 150, dl: 10, cr: 1 } },
+      ),
+    );
     // The buyer refuses 200 m3; the seller then accepts the buyer's 150.
     expect(outcome).toMatchObject({
       kind: 'agreement',
       quantity: 150_000,
       settled: { quantity: { by: 'seller', round: 1 } },
     });
-    const nothing = negotiate({
-      seller: {
-        name: 'S',
-        psi: {
-          price: psi({ ip: 30, rp: 30, dl: 3, cr: 1 }),
-          quantity: psi({ ip: 0, rp: 0, dl: 3, cr: 1 }),
-        },
-      },
-      buyer: {
-        name: 'B',
-        psi: {
-          price: psi({ ip: 30, rp: 30, dl: 3, cr: 1 }),
-          quantity: psi({ ip: 10, rp: 0, dl: 3, cr: 1 }),
-        },
-      },
-      ticks: TICKS,
-    });
+    const nothing = negotiate(
+      bilateral(
+        { price: { ip: 30, rp: 30, dl: 3, cr: 1 }, quantity: { ip: 0, rp: 0, dl: 3, cr: 1 } },
+        { price: { ip: 30, rp: 30, dl: 3, cr: 1 }, quantity: { ip: 10, rp: 0, dl: 3, cr: 1 } },
+      ),
+    );
     expect(nothing.kind).toBe('no-agreement');
   });
 
