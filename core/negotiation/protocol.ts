@@ -4,9 +4,10 @@
  * Time runs in rounds t = 0, 1, 2, ... In every round the opener moves, then the responder; both
  * evaluate their strategy at the same t, so each agent makes one offer per time step, as in
  * Fig. 6 of the seed paper. A move first considers the opponent's latest offer issue by issue and
- * accepts each issue whose value is at least as good as what the mover would offer now; accepted
- * issues are settled and stay fixed in every later offer. The rest are countered with the mover's
- * own offer. Once every issue is settled the negotiation ends in an agreement at that round.
+ * accepts each issue whose value is at least as good as what the mover would offer next (its own
+ * counter-offer at this step). Accepted issues are settled and stay fixed in every later offer;
+ * the rest are countered. Once every issue is settled the negotiation ends in an agreement at
+ * that round.
  *
  * An agent past its deadline on an open issue either breaks off (the default; the deal is worth
  * little to it now) or stands at its reserve. So with break-off, an issue is agreed if and only if
