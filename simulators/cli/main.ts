@@ -108,34 +108,29 @@ function program(io: Io): Command {
       checkPlotPath(flags.plot);
       const scenario = bilateralScenario({
         utility: getUtility(flags.utility),
-        ...(flags.priceTick === undefined
-          ? {}
-          : { priceTick: parsePositive(flags.priceTick, '--price-tick') }),
+        priceTick: given(flags.priceTick, (t) => parsePositive(t, '--price-tick')),
         seller: {
           price: parsePsiFlag(flags.seller, '--seller'),
-          ...(flags.sellerQty === undefined
-            ? {}
-            : { quantity: parsePsiFlag(flags.sellerQty, '--seller-qty') }),
-          ...(flags.surplus === undefined
-            ? {}
-            : { amount: parsePositive(flags.surplus, '--surplus') }),
+          quantity: given(flags.sellerQty, (t) => parsePsiFlag(t, '--seller-qty')),
+          amount: given(flags.surplus, (t) => parsePositive(t, '--surplus')),
         },
         buyer: {
           price: parsePsiFlag(flags.buyer, '--buyer'),
-          ...(flags.buyerQty === undefined
-            ? {}
-            : { quantity: parsePsiFlag(flags.buyerQty, '--buyer-qty') }),
-          ...(flags.need === undefined ? {} : { amount: parsePositive(flags.need, '--need') }),
+          quantity: given(flags.buyerQty, (t) => parsePsiFlag(t, '--buyer-qty')),
+          amount: given(flags.need, (t) => parsePositive(t, '--need')),
         },
         opener: flags.first,
         afterDeadline: flags.afterDeadline,
-        ...(flags.maxRounds === undefined
-          ? {}
-          : { maxRounds: parseCount(flags.maxRounds, '--max-rounds', MAX_ROUNDS_LIMIT) }),
+        maxRounds: given(flags.maxRounds, (t) => parseCount(t, '--max-rounds', MAX_ROUNDS_LIMIT)),
       });
       emit(runScenario(scenario), flags, io);
     });
   return root;
+}
+
+/** Parses an optional flag; undefined when it was not given. */
+function given<T>(text: string | undefined, parse: (text: string) => T): T | undefined {
+  return text === undefined ? undefined : parse(text);
 }
 
 /** Runs the CLI and returns its exit code; never throws. */

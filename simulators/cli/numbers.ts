@@ -2,18 +2,14 @@
 import { EipError } from '../../core/errors.js';
 import { type Milli, parseMilli } from '../../core/units.js';
 
-/** A decimal > 0 with at most three decimals, as Milli. */
+/** A decimal > 0 with at most three decimals, as Milli; parseMilli's errors already name the flag. */
 export function parsePositive(text: string, flag: string): Milli {
-  let value: Milli;
-  try {
-    value = parseMilli(text, flag);
-  } catch (error) {
-    throw new EipError('INVALID_ARGUMENT', (error as Error).message, { details: { flag } });
-  }
-  if (value <= 0)
+  const value = parseMilli(text, flag);
+  if (value <= 0) {
     throw new EipError('INVALID_ARGUMENT', `${flag} must be > 0 (got "${text}")`, {
       details: { flag },
     });
+  }
   return value;
 }
 

@@ -63,26 +63,26 @@ export const DEFAULT_SURPLUS = 100;
 export const DEFAULT_NEED = 150;
 
 export interface SideOptions {
-  readonly name?: string;
+  readonly name?: string | undefined;
   readonly price: Psi;
   /** Quantity psi; by default derived from the price psi as described at `bilateralScenario`. */
-  readonly quantity?: Psi;
+  readonly quantity?: Psi | undefined;
   /** Seller: surplus to sell; buyer: need to cover. Defaults to the quantity psi's bound. */
-  readonly amount?: Milli;
-  readonly deadlineStep?: number;
+  readonly amount?: Milli | undefined;
+  readonly deadlineStep?: number | undefined;
 }
 
 export interface BilateralOptions {
-  readonly title?: string;
-  readonly notes?: readonly string[];
+  readonly title?: string | undefined;
+  readonly notes?: readonly string[] | undefined;
   readonly utility: Utility;
-  readonly priceTick?: Milli;
+  readonly priceTick?: Milli | undefined;
   readonly seller: SideOptions;
   readonly buyer: SideOptions;
-  readonly opener?: Role;
-  readonly afterDeadline?: AfterDeadline;
-  readonly maxRounds?: number;
-  readonly startStep?: number;
+  readonly opener?: Role | undefined;
+  readonly afterDeadline?: AfterDeadline | undefined;
+  readonly maxRounds?: number | undefined;
+  readonly startStep?: number | undefined;
 }
 
 /**
