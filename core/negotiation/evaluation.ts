@@ -4,7 +4,7 @@
  * m3, when it would receive only 20").
  */
 import { EipError } from '../errors.js';
-import { type Milli, milli, signedTokenAmount, tokenAmount } from '../units.js';
+import { formatMilli, type Milli, milli, signedTokenAmount, tokenAmount } from '../units.js';
 import type { Utility } from '../utilities.js';
 import type { Role } from './issues.js';
 import type { Outcome } from './protocol.js';
@@ -57,13 +57,15 @@ export function evaluate(outcome: Outcome, context: EvaluationContext): Evaluati
   const traded = agreed ? outcome.quantity : milli(0);
   const price = agreed ? outcome.price : milli(0);
   const closedAt = agreed ? (context.startStep ?? 0) + outcome.round : null;
+  // What the buyer pays and the seller receives: one amount, exactly the escrow.
+  const escrow = tokenAmount(traded, price);
 
   const result = (role: Role, perUnit: Milli): PartyResult => {
     const pref = preferences[role];
     if (traded > pref.quantity) {
       throw new EipError(
         'INVALID_ARGUMENT',
-        `${role} traded ${traded / 1000} but its preferences cover only ${pref.quantity / 1000}`,
+        `${role} traded ${formatMilli(traded)} but its preferences cover only ${formatMilli(pref.quantity)}`,
       );
     }
     const stepsToDeadline =
@@ -76,7 +78,7 @@ export function evaluate(outcome: Outcome, context: EvaluationContext): Evaluati
       role,
       traded,
       remaining: milli(pref.quantity - traded),
-      tokens: agreed ? tokenAmount(traded, price) : 0n,
+      tokens: escrow,
       gain: agreed ? signedTokenAmount(traded, perUnit) : 0n,
       gainPerUnit: agreed ? perUnit : milli(0),
       stepsToDeadline,
@@ -87,6 +89,6 @@ export function evaluate(outcome: Outcome, context: EvaluationContext): Evaluati
   return {
     seller: result('seller', milli(price - utility.provider_buys_at)),
     buyer: result('buyer', milli(utility.provider_sells_at - price)),
-    escrow: agreed ? tokenAmount(traded, price) : 0n,
+    escrow,
   };
 }

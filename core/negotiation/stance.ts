@@ -28,17 +28,15 @@ export function makeStance(role: Role, issue: Issue, psi: Psi, tick: Milli): Sta
     });
   };
   const onGrid = (key: 'ip' | 'rp'): Milli => {
+    const offGrid = () =>
+      fail(`${key} must be a multiple of the ${issue} tick ${formatMilli(tick)} (got ${psi[key]})`);
     let value: Milli;
     try {
       value = toMilli(psi[key], key);
     } catch {
-      return fail(
-        `${key} must be a multiple of the ${issue} tick ${formatMilli(tick)} (got ${psi[key]})`,
-      );
+      return offGrid();
     }
-    if (value % tick !== 0) {
-      fail(`${key} must be a multiple of the ${issue} tick ${formatMilli(tick)} (got ${psi[key]})`);
-    }
+    if (value % tick !== 0) offGrid();
     if (value < 0) fail(`${key} must be >= 0 (got ${psi[key]})`);
     return value;
   };
