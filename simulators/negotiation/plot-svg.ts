@@ -90,31 +90,29 @@ export function offersPlotSvg({ scenario, outcome }: ScenarioResult): string {
       );
     }
     for (const role of ROLES) {
-      const moves = outcome.transcript.filter((m) => m.by === role);
-      const points = moves.map(
-        (m) => `${x(m.round).toFixed(1)},${y(fromMilli(m[panel.issue])).toFixed(1)}`,
-      );
+      const points = outcome.transcript
+        .filter((m) => m.by === role)
+        .map((m) => ({ cx: x(m.round), cy: y(fromMilli(m[panel.issue])) }));
+      const path = points.map(({ cx, cy }) => `${cx.toFixed(1)},${cy.toFixed(1)}`).join(' ');
       parts.push(
-        `<polyline points="${points.join(' ')}" fill="none" stroke="${COLOR[role]}" stroke-width="2"/>`,
+        `<polyline points="${path}" fill="none" stroke="${COLOR[role]}" stroke-width="2"/>`,
       );
-      for (const m of moves) {
-        const cx = x(m.round).toFixed(1);
-        const cy = y(fromMilli(m[panel.issue])).toFixed(1);
+      for (const { cx, cy } of points) {
         parts.push(
           role === 'seller'
-            ? `<circle cx="${cx}" cy="${cy}" r="3.5" fill="${COLOR[role]}"/>`
-            : `<rect x="${Number(cx) - 3.5}" y="${Number(cy) - 3.5}" width="7" height="7" fill="${COLOR[role]}"/>`,
+            ? `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="3.5" fill="${COLOR[role]}"/>`
+            : `<rect x="${(cx - 3.5).toFixed(1)}" y="${(cy - 3.5).toFixed(1)}" width="7" height="7" fill="${COLOR[role]}"/>`,
         );
       }
     }
     const settled = outcome.settled[panel.issue];
     if (settled !== undefined) {
+      const at = x(settled.round);
+      // Label on the side of the line with room, so it stays inside the frame.
+      const onLeft = at > left + PANEL.width / 2;
       parts.push(
-        `<line x1="${x(settled.round)}" x2="${x(settled.round)}" y1="${PANEL.top}" y2="${PANEL.top + PANEL.height}" class="settled"/>`,
-        // Label on the side of the line with room, so it stays inside the frame.
-        x(settled.round) > left + PANEL.width / 2
-          ? `<text x="${x(settled.round) - 6}" y="${PANEL.top + 16}" class="note" text-anchor="end">agreed ${formatMilli(settled.value)} at step ${settled.round}</text>`
-          : `<text x="${x(settled.round) + 6}" y="${PANEL.top + 16}" class="note">agreed ${formatMilli(settled.value)} at step ${settled.round}</text>`,
+        `<line x1="${at}" x2="${at}" y1="${PANEL.top}" y2="${PANEL.top + PANEL.height}" class="settled"/>`,
+        `<text x="${onLeft ? at - 6 : at + 6}" y="${PANEL.top + 16}" class="note" text-anchor="${onLeft ? 'end' : 'start'}">agreed ${formatMilli(settled.value)} at step ${settled.round}</text>`,
       );
     }
     return parts.join('\n  ');
