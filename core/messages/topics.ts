@@ -185,17 +185,15 @@ function paramName(level: string): string | null {
   return level.startsWith('{') ? level.slice(1, -1) : null;
 }
 
+/** Fills the pattern's levels from params; a missing level becomes `wildcard`, or is an error. */
 function fill(
   name: TopicName,
   params: Readonly<Record<string, string | undefined>>,
-  missing: (key: string) => string | null,
+  wildcard: '+' | null,
 ): string {
   return TOPICS[name].pattern.replace(/\{(\w+)\}/g, (_, key: string) => {
     const value = params[key];
-    if (value === undefined) {
-      const wildcard = missing(key);
-      if (wildcard !== null) return wildcard;
-    }
+    if (value === undefined && wildcard !== null) return wildcard;
     if (value === undefined || !s.ID_PATTERN.test(value)) {
       throw new EipError(
         'INVALID_ARGUMENT',
@@ -209,7 +207,7 @@ function fill(
 
 /** The concrete topic, e.g. `topic('balance', { prosumer: 'p0', utility: 'biogas' })`. */
 export function topic<N extends TopicName>(name: N, params: TopicParams<N>): string {
-  return fill(name, params, () => null);
+  return fill(name, params, null);
 }
 
 /** A subscription filter: given levels fixed (and validated), the rest '+'. */
@@ -217,7 +215,7 @@ export function subscription<N extends TopicName>(
   name: N,
   params: Partial<TopicParams<N>> = {},
 ): string {
-  return fill(name, params, () => '+');
+  return fill(name, params, '+');
 }
 
 export interface MatchedTopic {
