@@ -1,0 +1,664 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+/// @title UtilityMarket
+/// @notice The market of one utility of the park (biogas, electricity or heat): the seed paper's
+/// UtilityNegotiator. It keeps the registry of prosumers and their meters, records the negotiation
+/// life cycle (request, will to negotiate, offers, break-off), opens supply agreements signed by
+/// both parties with the buyer's tokens in escrow, takes metered delivery reports, and settles:
+/// the seller is paid for what was delivered and the buyer gets the rest back. Trades with the
+/// main provider at its tariffs go through the same agreements.
+/// @dev Units: quantities are milli-units of the utility, prices token base units per milli-unit,
+/// so escrow = quantity * unitPrice (see core/units.ts). The EIP-712 types are those of
+/// core/messages/eip712.ts. An agreement's terms are not stored: its id is their EIP-712 struct
+/// hash and callers pass the terms back, so opening one writes a single storage slot.
+contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    /// @notice Role of the park operator: registry, provider, tariffs, pause.
+    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+    /// @notice Most agreements one settleBatch call takes, so the loop stays well inside a block.
+    uint256 public constant MAX_BATCH = 100;
+
+    bytes32 public constant OFFER_TYPEHASH = keccak256(
+        "Offer(bytes32 negotiationId,address seller,address buyer,address proposer,uint32 round,uint256 quantity,uint256 unitPrice,bytes32 previous)"
+    );
+    bytes32 public constant AGREEMENT_TYPEHASH = keccak256(
+        "Agreement(bytes32 negotiationId,address seller,address buyer,uint256 quantity,uint256 unitPrice,uint64 deliveryStart,uint64 deliveryEnd,bytes32 transcriptHash,uint256 sellerNonce,uint64 sellerDeadline,uint256 buyerNonce,uint64 buyerDeadline)"
+    );
+    bytes32 public constant DELIVERY_REPORT_TYPEHASH =
+        keccak256("DeliveryReport(bytes32 agreementId,uint256 delivered,uint64 measuredAt,uint64 seq)");
+
+    /// @notice A signed offer of the off-chain negotiation (EIP-712 "Offer").
+    struct Offer {
+        bytes32 negotiationId;
+        address seller;
+        address buyer;
+        address proposer;
+        uint32 round;
+        uint256 quantity;
+        uint256 unitPrice;
+        bytes32 previous;
+    }
+
+    /// @notice The terms of a supply agreement (EIP-712 "Agreement"), signed by seller and buyer.
+    struct Agreement {
+        bytes32 negotiationId;
+        address seller;
+        address buyer;
+        uint256 quantity;
+        uint256 unitPrice;
+        uint64 deliveryStart;
+        uint64 deliveryEnd;
+        bytes32 transcriptHash;
+        uint256 sellerNonce;
+        uint64 sellerDeadline;
+        uint256 buyerNonce;
+        uint64 buyerDeadline;
+    }
+
+    /// @notice A meter's cumulative delivery figure for one agreement (EIP-712 "DeliveryReport").
+    struct DeliveryReport {
+        bytes32 agreementId;
+        uint256 delivered;
+        uint64 measuredAt;
+        uint64 seq;
+    }
+
+    enum Role {
+        Seller,
+        Buyer
+    }
+
+    enum NegotiationState {
+        None,
+        Requested,
+        Negotiating,
+        Agreed,
+        BrokenOff
+    }
+
+    enum AgreementStatus {
+        None,
+        Open,
+        Settled
+    }
+
+    struct Negotiation {
+        address requester;
+        Role requesterRole;
+        NegotiationState state;
+        uint32 lastRound;
+        address counterparty;
+        /// Struct hash of the last offer posted on chain: the transcript so far.
+        bytes32 lastOffer;
+    }
+
+    /// One slot per agreement. Delivered figures are cumulative, per side, capped at the quantity.
+    struct AgreementState {
+        AgreementStatus status;
+        /// Set for a sale to the provider, which has no meter here: the seller's meter counts.
+        bool sellerMeterCounts;
+        uint96 buyerDelivered;
+        uint96 sellerDelivered;
+    }
+
+    /// @notice The token escrowed and paid.
+    IERC20 public immutable token;
+    /// @notice Seconds after a provision window's end during which late reports are awaited
+    /// before an incompletely delivered agreement can settle.
+    uint64 public immutable gracePeriod;
+    /// @notice The utility this market trades, as core names it ("biogas", "electricity", "heat").
+    string public utility;
+    /// @notice Its unit ("m3", "kWh"); quantities are thousandths of it.
+    string public unit;
+    /// @notice The main provider's wallet.
+    address public provider;
+    /// @notice Price at which the provider sells to prosumers, base units per milli-unit.
+    uint256 public providerSellsAt;
+    /// @notice Price at which the provider buys from prosumers, base units per milli-unit.
+    uint256 public providerBuysAt;
+    /// @notice Counter that makes each provider trade's agreement unique.
+    uint256 public providerTradeNonce;
+
+    /// @notice Whether an account is a registered prosumer.
+    mapping(address account => bool) public isProsumer;
+    /// @notice The prosumer a meter's signing key belongs to (zero if none).
+    mapping(address meter => address prosumer) public meterOwner;
+    /// @notice Negotiations recorded on chain, by id.
+    mapping(bytes32 id => Negotiation) public negotiations;
+    mapping(bytes32 agreementId => AgreementState) private _agreements;
+    mapping(address signer => mapping(uint256 word => uint256 bits)) private _nonceBitmap;
+
+    event ProsumerRegistered(address indexed account);
+    event ProsumerDeregistered(address indexed account);
+    event MeterRegistered(address indexed meter, address indexed prosumer);
+    event MeterRevoked(address indexed meter, address indexed prosumer);
+    event ProviderChanged(address indexed provider);
+    event TariffsChanged(uint256 providerSellsAt, uint256 providerBuysAt);
+    event NegotiationRequested(bytes32 indexed negotiationId, address indexed requester, Role role, uint256 quantity);
+    event NegotiationJoined(bytes32 indexed negotiationId, address indexed counterparty);
+    event OfferPosted(
+        bytes32 indexed negotiationId,
+        address indexed proposer,
+        uint32 round,
+        uint256 quantity,
+        uint256 unitPrice,
+        bytes32 offerHash
+    );
+    event NegotiationBrokenOff(bytes32 indexed negotiationId, address indexed by);
+    event NonceInvalidated(address indexed signer, uint256 nonce);
+    /// @dev Carries every term, so an indexer can rebuild the calldata that reports and settles.
+    event AgreementOpened(bytes32 indexed agreementId, address indexed seller, address indexed buyer, Agreement terms);
+    event ProviderTradeOpened(bytes32 indexed agreementId, address indexed prosumer, Role prosumerRole);
+    event DeliveryReported(
+        bytes32 indexed agreementId, address indexed meter, Role side, uint256 delivered, uint64 measuredAt, uint64 seq
+    );
+    event AgreementSettled(bytes32 indexed agreementId, uint256 delivered, uint256 paidToSeller, uint256 refundedToBuyer);
+
+    error UtilityMarketZeroAddress();
+    error UtilityMarketPriceTooLarge(uint256 price);
+    error UtilityMarketNotProsumer(address account);
+    error UtilityMarketAlreadyProsumer(address account);
+    error UtilityMarketMeterTaken(address meter, address prosumer);
+    error UtilityMarketUnknownMeter(address meter);
+    error UtilityMarketNegotiationExists(bytes32 negotiationId);
+    error UtilityMarketNegotiationClosed(bytes32 negotiationId, NegotiationState state);
+    error UtilityMarketNotAParty(bytes32 negotiationId, address account);
+    error UtilityMarketOfferOutOfOrder(bytes32 negotiationId, bytes32 expectedPrevious, bytes32 previous);
+    error UtilityMarketTranscriptMismatch(bytes32 negotiationId, bytes32 expected, bytes32 transcriptHash);
+    error UtilityMarketInvalidSignature(address expected, address recovered);
+    error UtilityMarketSignatureExpired(address signer, uint64 deadline);
+    error UtilityMarketNonceUsed(address signer, uint256 nonce);
+    error UtilityMarketSelfTrade(address account);
+    error UtilityMarketInvalidQuantity(uint256 quantity);
+    error UtilityMarketInvalidWindow(uint64 deliveryStart, uint64 deliveryEnd);
+    error UtilityMarketAgreementExists(bytes32 agreementId);
+    error UtilityMarketAgreementNotOpen(bytes32 agreementId, AgreementStatus status);
+    error UtilityMarketReportMismatch(bytes32 agreementId, bytes32 reportAgreementId);
+    error UtilityMarketMeasuredOutsideWindow(bytes32 agreementId, uint64 measuredAt);
+    error UtilityMarketMeterNotAParty(bytes32 agreementId, address meter);
+    error UtilityMarketStaleReport(bytes32 agreementId, uint256 delivered, uint256 recorded);
+    error UtilityMarketSettlementTooEarly(bytes32 agreementId, uint256 settleableAt);
+    error UtilityMarketBatchSize(uint256 size);
+    error UtilityMarketNoProvider();
+    error UtilityMarketTariffBeyondLimit(uint256 tariff, uint256 limit);
+
+    modifier onlyProsumer() {
+        if (!isProsumer[msg.sender]) revert UtilityMarketNotProsumer(msg.sender);
+        _;
+    }
+
+    /// @param token_ The UtilityToken.
+    /// @param utility_ Utility name as core names it; part of every negotiation id.
+    /// @param unit_ Unit of the utility.
+    /// @param admin Receives DEFAULT_ADMIN_ROLE and OPERATOR_ROLE.
+    /// @param provider_ The main provider's wallet.
+    /// @param sellsAt Provider's selling tariff, base units per milli-unit.
+    /// @param buysAt Provider's buying tariff, base units per milli-unit.
+    /// @param gracePeriod_ Seconds to await late reports after a provision window.
+    constructor(
+        IERC20 token_,
+        string memory utility_,
+        string memory unit_,
+        address admin,
+        address provider_,
+        uint256 sellsAt,
+        uint256 buysAt,
+        uint64 gracePeriod_
+    ) EIP712("EIP Utility Market", "1") {
+        if (address(token_) == address(0) || admin == address(0) || provider_ == address(0)) {
+            revert UtilityMarketZeroAddress();
+        }
+        token = token_;
+        utility = utility_;
+        unit = unit_;
+        gracePeriod = gracePeriod_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(OPERATOR_ROLE, admin);
+        _setProvider(provider_);
+        _setTariffs(sellsAt, buysAt);
+    }
+
+    // ------------------------------------------------------------------ operator
+
+    /// @notice Admits `account` as a prosumer of this utility.
+    /// @param account The prosumer's wallet, which signs its offers and agreements.
+    function registerProsumer(address account) external onlyRole(OPERATOR_ROLE) {
+        if (account == address(0)) revert UtilityMarketZeroAddress();
+        if (isProsumer[account]) revert UtilityMarketAlreadyProsumer(account);
+        isProsumer[account] = true;
+        emit ProsumerRegistered(account);
+    }
+
+    /// @notice Removes a prosumer: it can no longer negotiate or open agreements. Its open
+    /// agreements still report and settle.
+    /// @param account The prosumer's wallet.
+    function deregisterProsumer(address account) external onlyRole(OPERATOR_ROLE) {
+        if (!isProsumer[account]) revert UtilityMarketNotProsumer(account);
+        isProsumer[account] = false;
+        emit ProsumerDeregistered(account);
+    }
+
+    /// @notice Registers the signing key of one of a prosumer's meters.
+    /// @param prosumer The registered prosumer owning the meter.
+    /// @param meter Address of the meter's signing key.
+    function registerMeter(address prosumer, address meter) external onlyRole(OPERATOR_ROLE) {
+        if (meter == address(0)) revert UtilityMarketZeroAddress();
+        if (!isProsumer[prosumer]) revert UtilityMarketNotProsumer(prosumer);
+        address owner = meterOwner[meter];
+        if (owner != address(0)) revert UtilityMarketMeterTaken(meter, owner);
+        meterOwner[meter] = prosumer;
+        emit MeterRegistered(meter, prosumer);
+    }
+
+    /// @notice Revokes a meter key (replaced or compromised meter): its reports are refused.
+    /// @param meter Address of the meter's signing key.
+    function revokeMeter(address meter) external onlyRole(OPERATOR_ROLE) {
+        address owner = meterOwner[meter];
+        if (owner == address(0)) revert UtilityMarketUnknownMeter(meter);
+        delete meterOwner[meter];
+        emit MeterRevoked(meter, owner);
+    }
+
+    /// @notice Changes the provider's wallet; open provider trades keep the old one.
+    /// @param provider_ The new wallet.
+    function setProvider(address provider_) external onlyRole(OPERATOR_ROLE) {
+        if (provider_ == address(0)) revert UtilityMarketZeroAddress();
+        _setProvider(provider_);
+    }
+
+    /// @notice Changes the provider's tariffs for future provider trades.
+    /// @param sellsAt Provider's selling tariff, base units per milli-unit.
+    /// @param buysAt Provider's buying tariff, base units per milli-unit.
+    function setTariffs(uint256 sellsAt, uint256 buysAt) external onlyRole(OPERATOR_ROLE) {
+        _setTariffs(sellsAt, buysAt);
+    }
+
+    /// @notice Stops every prosumer-facing function (negotiation, agreements, reports,
+    /// settlement) until unpaused. Registry and tariffs stay manageable.
+    function pause() external onlyRole(OPERATOR_ROLE) {
+        _pause();
+    }
+
+    /// @notice Resumes after pause.
+    function unpause() external onlyRole(OPERATOR_ROLE) {
+        _unpause();
+    }
+
+    // --------------------------------------------------------------- negotiation
+
+    /// @notice Records a request to negotiate (the seed's first instance of the contract).
+    /// @param nonce Any number the requester has not used; the id is
+    /// keccak256(abi.encode(requester, utility, nonce)), as core's negotiationId() derives it.
+    /// @param role Whether the requester sells or buys.
+    /// @param quantity Milli-units the requester wants to sell or buy.
+    /// @return negotiationId The new negotiation's id.
+    function requestNegotiation(uint256 nonce, Role role, uint256 quantity)
+        external
+        whenNotPaused
+        onlyProsumer
+        returns (bytes32 negotiationId)
+    {
+        if (quantity == 0 || quantity > type(uint96).max) revert UtilityMarketInvalidQuantity(quantity);
+        negotiationId = keccak256(abi.encode(msg.sender, utility, nonce));
+        Negotiation storage n = negotiations[negotiationId];
+        if (n.state != NegotiationState.None) revert UtilityMarketNegotiationExists(negotiationId);
+        n.requester = msg.sender;
+        n.requesterRole = role;
+        n.state = NegotiationState.Requested;
+        emit NegotiationRequested(negotiationId, msg.sender, role, quantity);
+    }
+
+    /// @notice Records the caller's will to negotiate on a requested negotiation.
+    /// @param negotiationId The requested negotiation.
+    function joinNegotiation(bytes32 negotiationId) external whenNotPaused onlyProsumer {
+        Negotiation storage n = negotiations[negotiationId];
+        if (n.state != NegotiationState.Requested) revert UtilityMarketNegotiationClosed(negotiationId, n.state);
+        if (n.requester == msg.sender) revert UtilityMarketSelfTrade(msg.sender);
+        n.counterparty = msg.sender;
+        n.state = NegotiationState.Negotiating;
+        emit NegotiationJoined(negotiationId, msg.sender);
+    }
+
+    /// @notice Posts one signed offer of a negotiation recorded on chain. Offers must follow each
+    /// other (each names the previous one's hash), so the chain holds the transcript.
+    /// @param offer The offer, signed by its proposer.
+    /// @param signature The proposer's EIP-712 signature.
+    function postOffer(Offer calldata offer, bytes calldata signature) external whenNotPaused {
+        Negotiation storage n = negotiations[offer.negotiationId];
+        if (n.state != NegotiationState.Negotiating) {
+            revert UtilityMarketNegotiationClosed(offer.negotiationId, n.state);
+        }
+        _checkParties(offer.negotiationId, n, offer.seller, offer.buyer);
+        if (offer.proposer != offer.seller && offer.proposer != offer.buyer) {
+            revert UtilityMarketNotAParty(offer.negotiationId, offer.proposer);
+        }
+        if (offer.previous != n.lastOffer) {
+            revert UtilityMarketOfferOutOfOrder(offer.negotiationId, n.lastOffer, offer.previous);
+        }
+        bytes32 offerHash = keccak256(abi.encode(OFFER_TYPEHASH, offer));
+        _checkSignature(offerHash, signature, offer.proposer);
+        n.lastOffer = offerHash;
+        n.lastRound = offer.round;
+        emit OfferPosted(offer.negotiationId, offer.proposer, offer.round, offer.quantity, offer.unitPrice, offerHash);
+    }
+
+    /// @notice Ends a negotiation without agreement. Either party may call it.
+    /// @param negotiationId The negotiation.
+    function breakOff(bytes32 negotiationId) external whenNotPaused {
+        Negotiation storage n = negotiations[negotiationId];
+        if (n.state != NegotiationState.Requested && n.state != NegotiationState.Negotiating) {
+            revert UtilityMarketNegotiationClosed(negotiationId, n.state);
+        }
+        if (msg.sender != n.requester && msg.sender != n.counterparty) {
+            revert UtilityMarketNotAParty(negotiationId, msg.sender);
+        }
+        n.state = NegotiationState.BrokenOff;
+        emit NegotiationBrokenOff(negotiationId, msg.sender);
+    }
+
+    /// @notice Burns one of the caller's signing nonces, withdrawing any agreement signed with it
+    /// that has not been opened yet.
+    /// @param nonce The nonce.
+    function invalidateNonce(uint256 nonce) external {
+        _useNonce(msg.sender, nonce);
+        emit NonceInvalidated(msg.sender, nonce);
+    }
+
+    // ---------------------------------------------------------------- agreements
+
+    /// @notice Opens a supply agreement signed by both parties and escrows quantity * unitPrice of
+    /// the buyer's tokens (the buyer must have approved this market). Anyone may relay it.
+    /// @dev If the negotiation was recorded on chain, the parties must match it, the transcript
+    /// must end with its last posted offer, and it becomes Agreed.
+    /// @param terms The agreement.
+    /// @param sellerSignature The seller's EIP-712 signature of `terms`.
+    /// @param buyerSignature The buyer's EIP-712 signature of `terms`.
+    /// @return agreementId The EIP-712 struct hash of `terms`.
+    function openAgreement(Agreement calldata terms, bytes calldata sellerSignature, bytes calldata buyerSignature)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (bytes32 agreementId)
+    {
+        if (!isProsumer[terms.seller]) revert UtilityMarketNotProsumer(terms.seller);
+        if (!isProsumer[terms.buyer]) revert UtilityMarketNotProsumer(terms.buyer);
+        if (terms.sellerDeadline < block.timestamp) {
+            revert UtilityMarketSignatureExpired(terms.seller, terms.sellerDeadline);
+        }
+        if (terms.buyerDeadline < block.timestamp) {
+            revert UtilityMarketSignatureExpired(terms.buyer, terms.buyerDeadline);
+        }
+        agreementId = agreementIdOf(terms);
+        _checkSignature(agreementId, sellerSignature, terms.seller);
+        _checkSignature(agreementId, buyerSignature, terms.buyer);
+        _useNonce(terms.seller, terms.sellerNonce);
+        _useNonce(terms.buyer, terms.buyerNonce);
+
+        Negotiation storage n = negotiations[terms.negotiationId];
+        if (n.state != NegotiationState.None) _concludeNegotiation(terms, n);
+
+        _open(agreementId, terms, terms.buyer, false);
+    }
+
+    /// @notice Buys from or sells to the main provider at its current tariff. The trade is an
+    /// agreement like any other: escrowed, metered and settled by delivery. When the prosumer
+    /// sells, the provider's tokens are escrowed (the provider must have approved this market)
+    /// and the prosumer's meter measures the delivery.
+    /// @param prosumerRole Buyer to buy from the provider, Seller to sell to it.
+    /// @param quantity Milli-units.
+    /// @param deliveryStart Start of the provision window, unix seconds.
+    /// @param deliveryEnd End of the provision window, unix seconds.
+    /// @param limitPrice Highest tariff accepted when buying, lowest when selling, guarding
+    /// against a tariff change between signing and mining.
+    /// @return agreementId The agreement's id; its terms are in the AgreementOpened event.
+    function tradeWithProvider(
+        Role prosumerRole,
+        uint256 quantity,
+        uint64 deliveryStart,
+        uint64 deliveryEnd,
+        uint256 limitPrice
+    ) external nonReentrant whenNotPaused onlyProsumer returns (bytes32 agreementId) {
+        address provider_ = provider;
+        bool buying = prosumerRole == Role.Buyer;
+        uint256 tariff = buying ? providerSellsAt : providerBuysAt;
+        if (buying ? tariff > limitPrice : tariff < limitPrice) {
+            revert UtilityMarketTariffBeyondLimit(tariff, limitPrice);
+        }
+        uint256 nonce = ++providerTradeNonce;
+        Agreement memory terms = Agreement({
+            negotiationId: bytes32(0),
+            seller: buying ? provider_ : msg.sender,
+            buyer: buying ? msg.sender : provider_,
+            quantity: quantity,
+            unitPrice: tariff,
+            deliveryStart: deliveryStart,
+            deliveryEnd: deliveryEnd,
+            transcriptHash: bytes32(0),
+            sellerNonce: nonce,
+            sellerDeadline: uint64(block.timestamp),
+            buyerNonce: nonce,
+            buyerDeadline: uint64(block.timestamp)
+        });
+        agreementId = keccak256(abi.encode(AGREEMENT_TYPEHASH, terms));
+        _open(agreementId, terms, terms.buyer, !buying);
+        emit ProviderTradeOpened(agreementId, msg.sender, prosumerRole);
+    }
+
+    /// @notice Records a meter's cumulative delivery for an open agreement. The report must be
+    /// signed by a registered meter of the buyer or of the seller and measured inside the
+    /// provision window. Anyone may relay it (the gateway does). Figures above the quantity count
+    /// as the quantity; a figure not above the one recorded for that side is refused, which also
+    /// makes every earlier report unreplayable.
+    /// @param terms The agreement's terms.
+    /// @param report The meter's report.
+    /// @param signature The meter key's EIP-712 signature of `report`.
+    function reportDelivery(Agreement calldata terms, DeliveryReport calldata report, bytes calldata signature)
+        external
+        whenNotPaused
+    {
+        bytes32 agreementId = agreementIdOf(terms);
+        if (report.agreementId != agreementId) revert UtilityMarketReportMismatch(agreementId, report.agreementId);
+        AgreementState memory state = _agreements[agreementId];
+        if (state.status != AgreementStatus.Open) revert UtilityMarketAgreementNotOpen(agreementId, state.status);
+        if (
+            report.measuredAt < terms.deliveryStart || report.measuredAt > terms.deliveryEnd
+                || report.measuredAt > block.timestamp
+        ) {
+            revert UtilityMarketMeasuredOutsideWindow(agreementId, report.measuredAt);
+        }
+        address meter = _recover(keccak256(abi.encode(DELIVERY_REPORT_TYPEHASH, report)), signature);
+        address owner = meterOwner[meter];
+        if (owner == address(0)) revert UtilityMarketUnknownMeter(meter);
+
+        uint256 delivered = report.delivered < terms.quantity ? report.delivered : terms.quantity;
+        Role side;
+        uint256 recorded;
+        if (owner == terms.buyer) {
+            (side, recorded) = (Role.Buyer, state.buyerDelivered);
+            // forge-lint: disable-next-line(unsafe-typecast) delivered <= quantity < 2^96 (see _open)
+            state.buyerDelivered = uint96(delivered);
+        } else if (owner == terms.seller) {
+            (side, recorded) = (Role.Seller, state.sellerDelivered);
+            // forge-lint: disable-next-line(unsafe-typecast) delivered <= quantity < 2^96 (see _open)
+            state.sellerDelivered = uint96(delivered);
+        } else {
+            revert UtilityMarketMeterNotAParty(agreementId, meter);
+        }
+        if (delivered <= recorded) revert UtilityMarketStaleReport(agreementId, delivered, recorded);
+        _agreements[agreementId] = state;
+        emit DeliveryReported(agreementId, meter, side, delivered, report.measuredAt, report.seq);
+    }
+
+    /// @notice Settles an open agreement once everything is delivered, or once its window has
+    /// ended and the grace period for late reports has passed: the seller receives
+    /// delivered * unitPrice and the buyer the rest of the escrow. No report at all means a full
+    /// refund. Anyone may call it.
+    /// @param terms The agreement's terms.
+    function settle(Agreement calldata terms) external nonReentrant whenNotPaused {
+        _settle(terms);
+    }
+
+    /// @notice Settles up to MAX_BATCH agreements in one transaction; all or none.
+    /// @param terms The agreements' terms.
+    function settleBatch(Agreement[] calldata terms) external nonReentrant whenNotPaused {
+        if (terms.length == 0 || terms.length > MAX_BATCH) revert UtilityMarketBatchSize(terms.length);
+        for (uint256 i = 0; i < terms.length; ++i) {
+            _settle(terms[i]);
+        }
+    }
+
+    // --------------------------------------------------------------------- views
+
+    /// @notice An agreement's id: the EIP-712 struct hash of its terms (core's structHash).
+    /// @param terms The agreement's terms.
+    function agreementIdOf(Agreement calldata terms) public pure returns (bytes32) {
+        return keccak256(abi.encode(AGREEMENT_TYPEHASH, terms));
+    }
+
+    /// @notice The state of an agreement.
+    /// @param agreementId The agreement's id.
+    /// @return status None, Open or Settled.
+    /// @return buyerDelivered Cumulative delivery reported by the buyer's meters, milli-units.
+    /// @return sellerDelivered Cumulative delivery reported by the seller's meters, milli-units.
+    /// @return payable_ The delivery settlement pays for.
+    function agreementState(bytes32 agreementId)
+        external
+        view
+        returns (AgreementStatus status, uint256 buyerDelivered, uint256 sellerDelivered, uint256 payable_)
+    {
+        AgreementState memory state = _agreements[agreementId];
+        return (state.status, state.buyerDelivered, state.sellerDelivered, _payableDelivered(state));
+    }
+
+    /// @notice Whether `signer` has used or invalidated `nonce`.
+    /// @param signer The signer.
+    /// @param nonce The nonce.
+    function isNonceUsed(address signer, uint256 nonce) external view returns (bool) {
+        return _nonceBitmap[signer][nonce >> 8] & (1 << (nonce & 0xff)) != 0;
+    }
+
+    /// @notice The EIP-712 domain separator signatures of this market are bound to.
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _setProvider(address provider_) private {
+        provider = provider_;
+        emit ProviderChanged(provider_);
+    }
+
+    function _setTariffs(uint256 sellsAt, uint256 buysAt) private {
+        if (sellsAt > type(uint128).max) revert UtilityMarketPriceTooLarge(sellsAt);
+        if (buysAt > type(uint128).max) revert UtilityMarketPriceTooLarge(buysAt);
+        providerSellsAt = sellsAt;
+        providerBuysAt = buysAt;
+        emit TariffsChanged(sellsAt, buysAt);
+    }
+
+    /// Validates terms, stores the agreement as Open and escrows from `payer` (checks, effects,
+    /// then the token call).
+    function _open(bytes32 agreementId, Agreement memory terms, address payer, bool sellerMeterCounts) private {
+        if (terms.seller == terms.buyer) revert UtilityMarketSelfTrade(terms.seller);
+        if (terms.quantity == 0 || terms.quantity > type(uint96).max) {
+            revert UtilityMarketInvalidQuantity(terms.quantity);
+        }
+        if (terms.unitPrice > type(uint128).max) revert UtilityMarketPriceTooLarge(terms.unitPrice);
+        if (terms.deliveryStart >= terms.deliveryEnd || terms.deliveryEnd <= block.timestamp) {
+            revert UtilityMarketInvalidWindow(terms.deliveryStart, terms.deliveryEnd);
+        }
+        AgreementState storage state = _agreements[agreementId];
+        if (state.status != AgreementStatus.None) revert UtilityMarketAgreementExists(agreementId);
+        state.status = AgreementStatus.Open;
+        state.sellerMeterCounts = sellerMeterCounts;
+        emit AgreementOpened(agreementId, terms.seller, terms.buyer, terms);
+        // Bounded above: quantity < 2^96 and unitPrice < 2^128, so no overflow.
+        uint256 escrow = terms.quantity * terms.unitPrice;
+        if (escrow != 0) token.safeTransferFrom(payer, address(this), escrow);
+    }
+
+    function _concludeNegotiation(Agreement calldata terms, Negotiation storage n) private {
+        if (n.state != NegotiationState.Requested && n.state != NegotiationState.Negotiating) {
+            revert UtilityMarketNegotiationClosed(terms.negotiationId, n.state);
+        }
+        _checkParties(terms.negotiationId, n, terms.seller, terms.buyer);
+        if (n.lastOffer != bytes32(0) && n.lastOffer != terms.transcriptHash) {
+            revert UtilityMarketTranscriptMismatch(terms.negotiationId, n.lastOffer, terms.transcriptHash);
+        }
+        n.state = NegotiationState.Agreed;
+    }
+
+    /// The requester must hold its requested role; a joined counterparty must hold the other.
+    function _checkParties(bytes32 negotiationId, Negotiation storage n, address seller, address buyer)
+        private
+        view
+    {
+        (address requesterSide, address otherSide) =
+            n.requesterRole == Role.Seller ? (seller, buyer) : (buyer, seller);
+        if (requesterSide != n.requester) revert UtilityMarketNotAParty(negotiationId, requesterSide);
+        address counterparty = n.counterparty;
+        if (counterparty != address(0) && otherSide != counterparty) {
+            revert UtilityMarketNotAParty(negotiationId, otherSide);
+        }
+    }
+
+    function _settle(Agreement calldata terms) private {
+        bytes32 agreementId = agreementIdOf(terms);
+        AgreementState storage state = _agreements[agreementId];
+        AgreementStatus status = state.status;
+        if (status != AgreementStatus.Open) revert UtilityMarketAgreementNotOpen(agreementId, status);
+        uint256 delivered = _payableDelivered(state);
+        if (delivered != terms.quantity) {
+            uint256 settleableAt = uint256(terms.deliveryEnd) + gracePeriod;
+            if (block.timestamp < settleableAt) revert UtilityMarketSettlementTooEarly(agreementId, settleableAt);
+        }
+        state.status = AgreementStatus.Settled;
+        uint256 paid = delivered * terms.unitPrice;
+        uint256 refunded = (terms.quantity - delivered) * terms.unitPrice;
+        emit AgreementSettled(agreementId, delivered, paid, refunded);
+        if (paid != 0) token.safeTransfer(terms.seller, paid);
+        if (refunded != 0) token.safeTransfer(terms.buyer, refunded);
+    }
+
+    /// What settlement pays for: the buyer's meter figure, capped by the seller's where the seller's
+    /// meter reported too, since the buyer never pays for more than the seller says it sent. In a
+    /// sale to the provider, which has no meter here, the seller's figure alone.
+    function _payableDelivered(AgreementState memory state) private pure returns (uint256) {
+        if (state.sellerMeterCounts) return state.sellerDelivered;
+        if (state.sellerDelivered != 0 && state.sellerDelivered < state.buyerDelivered) return state.sellerDelivered;
+        return state.buyerDelivered;
+    }
+
+    function _useNonce(address signer, uint256 nonce) private {
+        mapping(uint256 => uint256) storage words = _nonceBitmap[signer];
+        uint256 bit = 1 << (nonce & 0xff);
+        uint256 bits = words[nonce >> 8];
+        if (bits & bit != 0) revert UtilityMarketNonceUsed(signer, nonce);
+        words[nonce >> 8] = bits | bit;
+    }
+
+    function _checkSignature(bytes32 structHash, bytes calldata signature, address expected) private view {
+        address recovered = _recover(structHash, signature);
+        if (recovered != expected) revert UtilityMarketInvalidSignature(expected, recovered);
+    }
+
+    /// Recovers the signer of a struct hash under this market's domain. Malformed and malleable
+    /// (high-s) signatures recover to no one and are refused.
+    function _recover(bytes32 structHash, bytes calldata signature) private view returns (address) {
+        (address recovered, ECDSA.RecoverError err,) =
+            ECDSA.tryRecoverCalldata(_hashTypedDataV4(structHash), signature);
+        if (err != ECDSA.RecoverError.NoError) revert UtilityMarketInvalidSignature(address(0), address(0));
+        return recovered;
+    }
+}
