@@ -16,7 +16,9 @@ if (args.includes('--version')) {
   process.exit(0);
 }
 if (!args.includes('--standard-json')) {
-  process.stderr.write(`solc.mjs: only --version and --standard-json are supported, got: ${args.join(' ')}\n`);
+  process.stderr.write(
+    `solc.mjs: only --version and --standard-json are supported, got: ${args.join(' ')}\n`,
+  );
   process.exit(2);
 }
 

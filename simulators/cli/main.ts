@@ -1,28 +1,18 @@
-#!/usr/bin/env node
 /**
  * `eip-sim`: simulators of the park. The composition root: it wires flags to scenarios and output,
  * and turns every failure into one line on stderr with exit code 2 (bad usage) or 1 (anything
  * else). Set EIP_DEBUG=1 to see stack traces.
  */
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
-import { type ErrorCode, isEipError } from '../../core/errors.js';
+import { Command, Option } from 'commander';
+import { type Io, reportFailure } from '../../core/cli.js';
 import { ROLES } from '../../core/negotiation/issues.js';
 import { MAX_ROUNDS_LIMIT } from '../../core/negotiation/protocol.js';
 import { getUtility, UTILITY_IDS } from '../../core/utilities.js';
 import { CASE_STUDY } from '../case-study.js';
 import { bilateralScenario, runScenario } from '../negotiation/scenario.js';
 import { parseCount, parsePositive } from './numbers.js';
-import { checkPlotPath, emit, type Io } from './output.js';
+import { checkPlotPath, emit } from './output.js';
 import { parsePsiFlag } from './psi-flag.js';
-
-const USAGE_ERRORS: readonly ErrorCode[] = [
-  'INVALID_ARGUMENT',
-  'INVALID_PSI',
-  'INVALID_AMOUNT',
-  'UNKNOWN_UTILITY',
-];
 
 interface NegotiateFlags {
   readonly seller: string;
@@ -139,28 +129,8 @@ export async function main(argv: readonly string[], io: Io = process): Promise<n
     await program(io).parseAsync([...argv], { from: 'user' });
     return 0;
   } catch (error) {
-    return report(error, io);
+    return reportFailure('eip-sim', error, io, { message: flagMessage });
   }
-}
-
-function report(error: unknown, io: Io): number {
-  if (error instanceof CommanderError) {
-    if (error.exitCode === 0) return 0; // --help, --version
-    // No command given: commander has already shown the usage on stderr; that is the message.
-    if (error.code === 'commander.help') return 2;
-    const message = error.message.replace(/^error: /, '').replace(/\.$/, '');
-    io.stderr.write(`eip-sim: ${message} (see eip-sim --help)\n`);
-    return 2;
-  }
-  if (process.env.EIP_DEBUG) io.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
-  if (isEipError(error)) {
-    io.stderr.write(`eip-sim: ${flagMessage(error.message, error.details)}\n`);
-    return USAGE_ERRORS.includes(error.code) ? 2 : 1;
-  }
-  io.stderr.write(
-    `eip-sim: internal error: ${(error as Error).message ?? String(error)} (EIP_DEBUG=1 shows more)\n`,
-  );
-  return 1;
 }
 
 /** Engine errors name a role and issue; on the command line the user knows them as flags. */
@@ -169,18 +139,4 @@ function flagMessage(message: string, details: Readonly<Record<string, unknown>>
   if (typeof role !== 'string' || typeof issue !== 'string' || typeof problem !== 'string')
     return message;
   return `--${role}${issue === 'quantity' ? '-qty' : ''}: ${problem}`;
-}
-
-function invokedDirectly(): boolean {
-  const script = process.argv[1];
-  if (script === undefined) return false;
-  try {
-    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (invokedDirectly()) {
-  process.exitCode = await main(process.argv.slice(2));
 }

@@ -1,16 +1,12 @@
 /** Shared output of the negotiation commands: text or JSON on stdout, optionally Fig. 6 as SVG. */
 import { renameSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
+import type { Io } from '../../core/cli.js';
 import { EipError } from '../../core/errors.js';
 import { offersPlotSvg } from '../negotiation/plot-svg.js';
 import { reportJson } from '../negotiation/report-json.js';
 import { reportText } from '../negotiation/report-text.js';
 import type { ScenarioResult } from '../negotiation/scenario.js';
-
-export interface Io {
-  readonly stdout: { write(text: string): unknown };
-  readonly stderr: { write(text: string): unknown };
-}
 
 export interface OutputOptions {
   readonly json?: boolean;
