@@ -29,7 +29,7 @@ export interface DeployOptions {
 
 async function mined(what: string, tx: ContractTransactionResponse | null) {
   const receipt = await tx?.wait();
-  if (!receipt || receipt.status !== 1) {
+  if (receipt?.status !== 1) {
     throw new EipError(
       'IO_ERROR',
       `deploying ${what} failed: transaction reverted or was dropped`,
