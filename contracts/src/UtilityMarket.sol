@@ -86,12 +86,6 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         BrokenOff
     }
 
-    enum AgreementStatus {
-        None,
-        Open,
-        Settled
-    }
-
     struct Negotiation {
         address requester;
         Role requesterRole;
@@ -102,9 +96,12 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         bytes32 lastOffer;
     }
 
-    /// One slot per agreement. Delivered figures are cumulative, per side, capped at the quantity.
+    /// One slot per open agreement, cleared when it settles (the gas refund keeps settlement cheap;
+    /// the AgreementSettled event is the record). Clearing cannot let it reopen: both signers'
+    /// nonces are spent, and a provider trade's signature deadline is its own block. Delivered
+    /// figures are cumulative, per side, capped at the quantity.
     struct AgreementState {
-        AgreementStatus status;
+        bool open;
         /// Set for a sale to the provider, which has no meter here: the seller's meter counts.
         bool sellerMeterCounts;
         uint96 buyerDelivered;
@@ -182,7 +179,7 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     error UtilityMarketInvalidQuantity(uint256 quantity);
     error UtilityMarketInvalidWindow(uint64 deliveryStart, uint64 deliveryEnd);
     error UtilityMarketAgreementExists(bytes32 agreementId);
-    error UtilityMarketAgreementNotOpen(bytes32 agreementId, AgreementStatus status);
+    error UtilityMarketAgreementNotOpen(bytes32 agreementId);
     error UtilityMarketReportMismatch(bytes32 agreementId, bytes32 reportAgreementId);
     error UtilityMarketMeasuredOutsideWindow(bytes32 agreementId, uint64 measuredAt);
     error UtilityMarketMeterNotAParty(bytes32 agreementId, address meter);
@@ -345,7 +342,7 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         if (offer.previous != n.lastOffer) {
             revert UtilityMarketOfferOutOfOrder(offer.negotiationId, n.lastOffer, offer.previous);
         }
-        bytes32 offerHash = keccak256(abi.encode(OFFER_TYPEHASH, offer));
+        bytes32 offerHash = _offerHash(offer);
         _checkSignature(offerHash, signature, offer.proposer);
         n.lastOffer = offerHash;
         n.lastRound = offer.round;
@@ -469,14 +466,14 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         bytes32 agreementId = agreementIdOf(terms);
         if (report.agreementId != agreementId) revert UtilityMarketReportMismatch(agreementId, report.agreementId);
         AgreementState memory state = _agreements[agreementId];
-        if (state.status != AgreementStatus.Open) revert UtilityMarketAgreementNotOpen(agreementId, state.status);
+        if (!state.open) revert UtilityMarketAgreementNotOpen(agreementId);
         if (
             report.measuredAt < terms.deliveryStart || report.measuredAt > terms.deliveryEnd
                 || report.measuredAt > block.timestamp
         ) {
             revert UtilityMarketMeasuredOutsideWindow(agreementId, report.measuredAt);
         }
-        address meter = _recover(keccak256(abi.encode(DELIVERY_REPORT_TYPEHASH, report)), signature);
+        address meter = _recover(_reportHash(report), signature);
         address owner = meterOwner[meter];
         if (owner == address(0)) revert UtilityMarketUnknownMeter(meter);
 
@@ -522,22 +519,26 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     /// @notice An agreement's id: the EIP-712 struct hash of its terms (core's structHash).
     /// @param terms The agreement's terms.
     function agreementIdOf(Agreement calldata terms) public pure returns (bytes32) {
-        return keccak256(abi.encode(AGREEMENT_TYPEHASH, terms));
+        uint256 offset;
+        assembly ("memory-safe") {
+            offset := terms
+        }
+        return _hashCalldataStruct(AGREEMENT_TYPEHASH, offset, 12 * 32);
     }
 
     /// @notice The state of an agreement.
     /// @param agreementId The agreement's id.
-    /// @return status None, Open or Settled.
+    /// @return open Whether it is open: false before it opens and after it settles.
     /// @return buyerDelivered Cumulative delivery reported by the buyer's meters, milli-units.
     /// @return sellerDelivered Cumulative delivery reported by the seller's meters, milli-units.
     /// @return payable_ The delivery settlement pays for.
     function agreementState(bytes32 agreementId)
         external
         view
-        returns (AgreementStatus status, uint256 buyerDelivered, uint256 sellerDelivered, uint256 payable_)
+        returns (bool open, uint256 buyerDelivered, uint256 sellerDelivered, uint256 payable_)
     {
         AgreementState memory state = _agreements[agreementId];
-        return (state.status, state.buyerDelivered, state.sellerDelivered, _payableDelivered(state));
+        return (state.open, state.buyerDelivered, state.sellerDelivered, _payableDelivered(state));
     }
 
     /// @notice Whether `signer` has used or invalidated `nonce`.
@@ -579,8 +580,8 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
             revert UtilityMarketInvalidWindow(terms.deliveryStart, terms.deliveryEnd);
         }
         AgreementState storage state = _agreements[agreementId];
-        if (state.status != AgreementStatus.None) revert UtilityMarketAgreementExists(agreementId);
-        state.status = AgreementStatus.Open;
+        if (state.open) revert UtilityMarketAgreementExists(agreementId);
+        state.open = true;
         state.sellerMeterCounts = sellerMeterCounts;
         emit AgreementOpened(agreementId, terms.seller, terms.buyer, terms);
         // Bounded above: quantity < 2^96 and unitPrice < 2^128, so no overflow.
@@ -615,15 +616,14 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
 
     function _settle(Agreement calldata terms) private {
         bytes32 agreementId = agreementIdOf(terms);
-        AgreementState storage state = _agreements[agreementId];
-        AgreementStatus status = state.status;
-        if (status != AgreementStatus.Open) revert UtilityMarketAgreementNotOpen(agreementId, status);
+        AgreementState memory state = _agreements[agreementId];
+        if (!state.open) revert UtilityMarketAgreementNotOpen(agreementId);
         uint256 delivered = _payableDelivered(state);
         if (delivered != terms.quantity) {
             uint256 settleableAt = uint256(terms.deliveryEnd) + gracePeriod;
             if (block.timestamp < settleableAt) revert UtilityMarketSettlementTooEarly(agreementId, settleableAt);
         }
-        state.status = AgreementStatus.Settled;
+        delete _agreements[agreementId];
         uint256 paid = delivered * terms.unitPrice;
         uint256 refunded = (terms.quantity - delivered) * terms.unitPrice;
         emit AgreementSettled(agreementId, delivered, paid, refunded);
@@ -638,6 +638,35 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         if (state.sellerMeterCounts) return state.sellerDelivered;
         if (state.sellerDelivered != 0 && state.sellerDelivered < state.buyerDelivered) return state.sellerDelivered;
         return state.buyerDelivered;
+    }
+
+    function _offerHash(Offer calldata offer) private pure returns (bytes32) {
+        uint256 offset;
+        assembly ("memory-safe") {
+            offset := offer
+        }
+        return _hashCalldataStruct(OFFER_TYPEHASH, offset, 8 * 32);
+    }
+
+    function _reportHash(DeliveryReport calldata report) private pure returns (bytes32) {
+        uint256 offset;
+        assembly ("memory-safe") {
+            offset := report
+        }
+        return _hashCalldataStruct(DELIVERY_REPORT_TYPEHASH, offset, 4 * 32);
+    }
+
+    /// EIP-712 hashStruct of a struct of static fields straight from calldata: keccak256 of the
+    /// type hash and the fields' 32-byte words, which is what abi.encode would produce, without the
+    /// copy through memory. A field with dirty high bits hashes to an id no agreement has, and the
+    /// fields the contract reads are validated by the ABI decoder when read.
+    function _hashCalldataStruct(bytes32 typeHash, uint256 offset, uint256 size) private pure returns (bytes32 hash) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            calldatacopy(add(ptr, 0x20), offset, size)
+            hash := keccak256(ptr, add(size, 0x20))
+        }
     }
 
     function _useNonce(address signer, uint256 nonce) private {

@@ -1,5 +1,6 @@
 /**
- * `npm run bench`: negotiation throughput of the core engine in one process (one core).
+ * `npm run bench`: negotiation throughput of the core engine in one process (one core), then the
+ * gas each market operation costs on a real anvil chain (see gas.ts).
  *
  * A round is one time step in which both agents move (two offers, or an offer and the
  * acceptance). Each benchmark runs for about a second per sample, five samples, and reports the
@@ -12,6 +13,7 @@ import { psi, sigma } from '../../core/negotiation/strategy.js';
 import { CASE_STUDY } from '../../simulators/case-study.js';
 import { textTable } from '../../simulators/text-table.js';
 import { bilateral } from '../core/negotiation/setup.js';
+import { gasTable } from './gas.js';
 
 const GOAL_ROUNDS_PER_SECOND = 10_000;
 const SAMPLES = 5;
@@ -99,3 +101,6 @@ console.log(
     'right',
   ]),
 );
+
+console.log('\nGas per operation, biogas market on anvil (exact: gas does not depend on load)\n');
+console.log(await gasTable());
