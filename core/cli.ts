@@ -1,7 +1,7 @@
 /**
  * How every command-line tool of the project ends: one line on stderr prefixed with the tool's
- * name, exit code 2 for bad usage and 1 for anything else, stack traces only with EIP_DEBUG=1.
- * Output streams are passed in, so tools run in-process in tests.
+ * name, exit code 2 for bad usage and 1 for anything else, stack traces only on request
+ * (EIP_DEBUG=1). Output streams are passed in, so tools run in-process in tests.
  */
 import { type ErrorCode, isEipError } from './errors.js';
 
@@ -19,6 +19,8 @@ export const USAGE_ERRORS: readonly ErrorCode[] = [
 ];
 
 export interface FailureOptions {
+  /** Also print the stack trace (the tools set it from EIP_DEBUG=1). */
+  readonly debug?: boolean;
   /** Rewrites an EipError's message for this tool, e.g. to name the flag the user knows. */
   readonly message?: (message: string, details: Readonly<Record<string, unknown>>) => string;
 }
@@ -52,7 +54,7 @@ export function reportFailure(
     io.stderr.write(`${name}: ${message} (see ${name} --help)\n`);
     return 2;
   }
-  if (process.env.EIP_DEBUG) io.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+  if (options.debug) io.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
   if (isEipError(error)) {
     const message = options.message?.(error.message, error.details) ?? error.message;
     io.stderr.write(`${name}: ${message}\n`);

@@ -67,4 +67,18 @@ describe('architecture', () => {
       }
     }
   });
+
+  it('outside contracts/, the contracts are used only through their build: artifacts and bindings', () => {
+    for (const folder of ['core', 'edge', 'gateway', 'simulators', 'node-red-flows', 'test']) {
+      for (const file of sources(folder)) {
+        for (const specifier of imports(file)) {
+          if (targetFolder(file, specifier) !== 'contracts') continue;
+          const inside = relative(join(ROOT, 'contracts'), join(file, '..', specifier));
+          expect(inside, `${relative(ROOT, file)} imports ${specifier}`).toMatch(
+            /^(artifacts|types)\//,
+          );
+        }
+      }
+    }
+  });
 });

@@ -137,6 +137,6 @@ export async function main(
     await program(io, env).parseAsync([...argv], { from: 'user' });
     return 0;
   } catch (error) {
-    return reportFailure('eip-gateway', error, io);
+    return reportFailure('eip-gateway', error, io, { debug: Boolean(env.EIP_DEBUG) });
   }
 }

@@ -129,7 +129,10 @@ export async function main(argv: readonly string[], io: Io = process): Promise<n
     await program(io).parseAsync([...argv], { from: 'user' });
     return 0;
   } catch (error) {
-    return reportFailure('eip-sim', error, io, { message: flagMessage });
+    return reportFailure('eip-sim', error, io, {
+      message: flagMessage,
+      debug: Boolean(process.env.EIP_DEBUG),
+    });
   }
 }
 
