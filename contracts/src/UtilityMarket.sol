@@ -27,6 +27,9 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
     /// @notice Most agreements one settleBatch call takes, so the loop stays well inside a block.
     uint256 public constant MAX_BATCH = 100;
+    /// @notice Longest a provider trade may run from now: a sale to the provider escrows the
+    /// provider's tokens on the prosumer's word, so it must not lock them for long.
+    uint64 public constant MAX_PROVIDER_TRADE_WINDOW = 7 days;
 
     bytes32 public constant OFFER_TYPEHASH = keccak256(
         "Offer(bytes32 negotiationId,address seller,address buyer,address proposer,uint32 round,uint256 quantity,uint256 unitPrice,bytes32 previous)"
@@ -98,7 +101,7 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
 
     /// One slot per open agreement, cleared when it settles (the gas refund keeps settlement cheap;
     /// the AgreementSettled event is the record). Clearing cannot let it reopen: both signers'
-    /// nonces are spent, and a provider trade's signature deadline is its own block. Delivered
+    /// nonces are spent, and a provider trade's signature deadlines are 0, long past. Delivered
     /// figures are cumulative, per side, capped at the quantity.
     struct AgreementState {
         bool open;
@@ -171,6 +174,7 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     error UtilityMarketNegotiationClosed(bytes32 negotiationId, NegotiationState state);
     error UtilityMarketNotAParty(bytes32 negotiationId, address account);
     error UtilityMarketOfferOutOfOrder(bytes32 negotiationId, bytes32 expectedPrevious, bytes32 previous);
+    error UtilityMarketRoundWentBack(bytes32 negotiationId, uint32 round, uint32 lastRound);
     error UtilityMarketTranscriptMismatch(bytes32 negotiationId, bytes32 expected, bytes32 transcriptHash);
     error UtilityMarketInvalidSignature(address expected, address recovered);
     error UtilityMarketSignatureExpired(address signer, uint64 deadline);
@@ -186,7 +190,6 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     error UtilityMarketStaleReport(bytes32 agreementId, uint256 delivered, uint256 recorded);
     error UtilityMarketSettlementTooEarly(bytes32 agreementId, uint256 settleableAt);
     error UtilityMarketBatchSize(uint256 size);
-    error UtilityMarketNoProvider();
     error UtilityMarketTariffBeyondLimit(uint256 tariff, uint256 limit);
 
     modifier onlyProsumer() {
@@ -327,7 +330,8 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     }
 
     /// @notice Posts one signed offer of a negotiation recorded on chain. Offers must follow each
-    /// other (each names the previous one's hash), so the chain holds the transcript.
+    /// other (each names the previous one's hash, and rounds never go back; both parties move in
+    /// one round), so the chain holds the transcript.
     /// @param offer The offer, signed by its proposer.
     /// @param signature The proposer's EIP-712 signature.
     function postOffer(Offer calldata offer, bytes calldata signature) external whenNotPaused {
@@ -342,6 +346,7 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         if (offer.previous != n.lastOffer) {
             revert UtilityMarketOfferOutOfOrder(offer.negotiationId, n.lastOffer, offer.previous);
         }
+        if (offer.round < n.lastRound) revert UtilityMarketRoundWentBack(offer.negotiationId, offer.round, n.lastRound);
         bytes32 offerHash = _offerHash(offer);
         _checkSignature(offerHash, signature, offer.proposer);
         n.lastOffer = offerHash;
@@ -431,7 +436,11 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         if (buying ? tariff > limitPrice : tariff < limitPrice) {
             revert UtilityMarketTariffBeyondLimit(tariff, limitPrice);
         }
+        if (deliveryEnd > block.timestamp + MAX_PROVIDER_TRADE_WINDOW) {
+            revert UtilityMarketInvalidWindow(deliveryStart, deliveryEnd);
+        }
         uint256 nonce = ++providerTradeNonce;
+        // Deadlines 0: no one signed these terms, and openAgreement can never accept them.
         Agreement memory terms = Agreement({
             negotiationId: bytes32(0),
             seller: buying ? provider_ : msg.sender,
@@ -442,9 +451,9 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
             deliveryEnd: deliveryEnd,
             transcriptHash: bytes32(0),
             sellerNonce: nonce,
-            sellerDeadline: uint64(block.timestamp),
+            sellerDeadline: 0,
             buyerNonce: nonce,
-            buyerDeadline: uint64(block.timestamp)
+            buyerDeadline: 0
         });
         agreementId = keccak256(abi.encode(AGREEMENT_TYPEHASH, terms));
         _open(agreementId, terms, terms.buyer, !buying);
