@@ -1,6 +1,6 @@
 /**
- * Gas per market operation on a real anvil chain, measured from transaction receipts, so the
- * figures are exact and repeatable (gas does not depend on the machine's load). Beside the issue's
+ * Gas per market operation on a real anvil chain, measured from transaction receipts: it does not
+ * depend on the machine's load (only calldata bytes such as timestamps move it by a few gas). Beside the issue's
  * goals, each row is given as a ratio to a plain transfer of the same token measured in the same
  * run.
  */
@@ -46,7 +46,7 @@ async function measure(park: Park): Promise<Row[]> {
   const { token, market, seller, buyer } = park;
   const transfer = await gasOf(send(token.connect(seller).transfer(buyer.address, 10n ** 18n)));
 
-  // The first agreement of a pair also sets each signer's first nonce word.
+  // The first agreement also sets each signer's first nonce word and the market's first balance.
   const first = await agreementTerms(park);
   const openFirst = await gasOf(openAgreement(park, first));
   const [terms] = (await openMany(park, 1)) as [Agreement];
@@ -78,7 +78,10 @@ async function measure(park: Park): Promise<Row[]> {
   return [
     { operation: 'ERC-20 transfer of UtilityToken (baseline)', gas: transfer },
     { operation: 'open agreement (2 signatures, escrow)', gas: open, goal: 120_000n },
-    { operation: "open agreement, a pair's first (new nonce words)", gas: openFirst },
+    {
+      operation: 'open agreement, first on a new market (new nonce words, empty escrow)',
+      gas: openFirst,
+    },
     { operation: 'report delivery, first of an agreement', gas: reportFirst, goal: 50_000n },
     { operation: 'report delivery, later', gas: report, goal: 50_000n },
     { operation: 'settle, partial delivery (pay + refund)', gas: settlePartial, goal: 60_000n },

@@ -102,5 +102,5 @@ console.log(
   ]),
 );
 
-console.log('\nGas per operation, biogas market on anvil (exact: gas does not depend on load)\n');
+console.log('\nGas per operation, biogas market on anvil (gas does not depend on load)\n');
 console.log(await gasTable());
