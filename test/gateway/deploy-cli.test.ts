@@ -1,14 +1,16 @@
 /** `eip-gateway deploy` against a real anvil, run in-process as a user would run the binary. */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { JsonRpcProvider } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UtilityMarket__factory, UtilityToken__factory } from '../../contracts/types/index.js';
 import { isEipError } from '../../core/errors.js';
 import { type Anvil, startAnvil } from '../../gateway/chain/anvil.js';
 import { readManifest } from '../../gateway/chain/manifest.js';
-import { main } from '../../gateway/cli/main.js';
+import { main } from '../../gateway/cli/program.js';
 
 let anvil: Anvil;
 const dir = mkdtempSync(join(tmpdir(), 'eip-deploy-'));
@@ -99,5 +101,12 @@ describe('eip-gateway deploy', () => {
     } catch (error) {
       expect(isEipError(error, 'IO_ERROR')).toBe(true);
     }
+  });
+
+  it('is an executable the build installs', async () => {
+    const bin = join(import.meta.dirname, '../../dist/gateway/cli/main.js');
+    const { stdout } = await promisify(execFile)(bin, ['deploy', '--help']);
+    expect(stdout).toMatch(/Usage: eip-gateway deploy \[options\]/);
+    expect(stdout).toMatch(/EIP_DEPLOYER_KEY/);
   });
 });

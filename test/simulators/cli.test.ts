@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../../simulators/cli/main.js';
+import { main } from '../../simulators/cli/program.js';
 
 const run = promisify(execFile);
-const BIN = join(import.meta.dirname, '../../dist/simulators/cli/bin.js');
+const BIN = join(import.meta.dirname, '../../dist/simulators/cli/main.js');
 const TABLE1 = ['--seller', 'ip=80,rp=20,dl=20,cr=2', '--buyer', 'ip=20,rp=80,dl=20,cr=0.5'];
 const scratch = mkdtempSync(join(tmpdir(), 'eip-sim-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

@@ -1,0 +1,142 @@
+/**
+ * `eip-gateway`: the gateway's command line. For now it deploys the market contracts; the broker,
+ * relay and dashboard join it later. A thin composition root: flags in, modules wired, one line
+ * per failure (see core/cli.ts).
+ */
+import { Command } from 'commander';
+import { JsonRpcProvider, NonceManager, Wallet } from 'ethers';
+import { type Io, reportFailure } from '../../core/cli.js';
+import { EipError } from '../../core/errors.js';
+import { ANVIL_CHAIN_ID, ANVIL_DEV_KEY } from '../chain/anvil.js';
+import { DEFAULT_GRACE_PERIOD, deployMarkets } from '../chain/deploy.js';
+import { writeManifest } from '../chain/manifest.js';
+
+/** Anvil's default address: `npx anvil` serves it. */
+export const DEFAULT_RPC = 'http://127.0.0.1:8545';
+export const KEY_ENV = 'EIP_DEPLOYER_KEY';
+
+interface DeployFlags {
+  readonly rpc: string;
+  readonly out: string;
+  readonly operator?: string;
+  readonly provider?: string;
+  readonly grace: string;
+}
+
+function program(io: Io, env: NodeJS.ProcessEnv): Command {
+  const root = new Command('eip-gateway')
+    .description('Gateway of the eco-industrial park utility market.')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+      outputError: () => undefined,
+    });
+
+  root
+    .command('deploy')
+    .description(
+      `Deploy the UtilityToken and the biogas, electricity and heat markets, and write a deployment manifest. The deployer's private key is read from $${KEY_ENV}; on anvil (chain ${ANVIL_CHAIN_ID}) it defaults to anvil's first development account.`,
+    )
+    .option('--rpc <url>', 'JSON-RPC endpoint of the chain', DEFAULT_RPC)
+    .option('--out <file>', 'where to write the manifest', 'deployment.json')
+    .option(
+      '--operator <address>',
+      'park operator: admin, operator and minter roles (default: the deployer)',
+    )
+    .option('--provider <address>', "the main provider's wallet (default: the operator)")
+    .option(
+      '--grace <seconds>',
+      'time allowed for late delivery reports after a window',
+      String(DEFAULT_GRACE_PERIOD),
+    )
+    .action(async (flags: DeployFlags) => {
+      const roles = {
+        ...(flags.operator !== undefined && {
+          operator: addressFlag('--operator', flags.operator),
+        }),
+        ...(flags.provider !== undefined && {
+          provider: addressFlag('--provider', flags.provider),
+        }),
+      };
+      const gracePeriod = secondsFlag('--grace', flags.grace);
+      const provider = new JsonRpcProvider(flags.rpc);
+      try {
+        const chainId = await chainIdOf(provider, flags.rpc);
+        const wallet = new Wallet(deployerKey(env, chainId), provider);
+        io.stderr.write(`Deploying to chain ${chainId} at ${flags.rpc} from ${wallet.address}\n`);
+        const manifest = await deployMarkets({
+          // Counts nonces locally: the provider's short response cache can hand back a stale one.
+          signer: new NonceManager(wallet),
+          ...roles,
+          gracePeriod,
+          onStep: (step) => io.stderr.write(`  ${step}\n`),
+        });
+        writeManifest(flags.out, manifest);
+        io.stdout.write(`${flags.out}\n`);
+      } finally {
+        provider.destroy();
+      }
+    });
+  return root;
+}
+
+async function chainIdOf(provider: JsonRpcProvider, rpc: string): Promise<number> {
+  try {
+    return Number((await provider._detectNetwork()).chainId);
+  } catch (error) {
+    throw new EipError('IO_ERROR', `no chain answers at ${rpc} (start one with: npx anvil)`, {
+      cause: error,
+      retryable: true,
+    });
+  }
+}
+
+function deployerKey(env: NodeJS.ProcessEnv, chainId: number): string {
+  const key = env[KEY_ENV];
+  if (key !== undefined && key !== '') {
+    if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
+      throw new EipError(
+        'INVALID_ARGUMENT',
+        `$${KEY_ENV} must be a 0x-prefixed 32-byte hex private key`,
+      );
+    }
+    return key;
+  }
+  if (chainId === ANVIL_CHAIN_ID) return ANVIL_DEV_KEY;
+  throw new EipError(
+    'INVALID_ARGUMENT',
+    `set $${KEY_ENV} to the deployer's private key for chain ${chainId}`,
+  );
+}
+
+function addressFlag(flag: string, value: string): string {
+  if (!/^0x[0-9a-fA-F]{40}$/.test(value)) {
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      `${flag}: "${value}" is not a 0x-prefixed 20-byte address`,
+    );
+  }
+  return value;
+}
+
+function secondsFlag(flag: string, value: string): number {
+  if (!/^\d{1,9}$/.test(value)) {
+    throw new EipError('INVALID_ARGUMENT', `${flag}: "${value}" is not a whole number of seconds`);
+  }
+  return Number(value);
+}
+
+/** Runs the CLI and returns its exit code; never throws. */
+export async function main(
+  argv: readonly string[],
+  io: Io = process,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  try {
+    await program(io, env).parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (error) {
+    return reportFailure('eip-gateway', error, io, { debug: Boolean(env.EIP_DEBUG) });
+  }
+}

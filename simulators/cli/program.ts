@@ -1,0 +1,145 @@
+/**
+ * `eip-sim`: simulators of the park. The composition root: it wires flags to scenarios and output,
+ * and turns every failure into one line on stderr with exit code 2 (bad usage) or 1 (anything
+ * else). Set EIP_DEBUG=1 to see stack traces.
+ */
+import { Command, Option } from 'commander';
+import { type Io, reportFailure } from '../../core/cli.js';
+import { ROLES } from '../../core/negotiation/issues.js';
+import { MAX_ROUNDS_LIMIT } from '../../core/negotiation/protocol.js';
+import { getUtility, UTILITY_IDS } from '../../core/utilities.js';
+import { CASE_STUDY } from '../case-study.js';
+import { bilateralScenario, runScenario } from '../negotiation/scenario.js';
+import { parseCount, parsePositive } from './numbers.js';
+import { checkPlotPath, emit } from './output.js';
+import { parsePsiFlag } from './psi-flag.js';
+
+interface NegotiateFlags {
+  readonly seller: string;
+  readonly buyer: string;
+  readonly sellerQty?: string;
+  readonly buyerQty?: string;
+  readonly surplus?: string;
+  readonly need?: string;
+  readonly utility: string;
+  readonly priceTick?: string;
+  readonly first: 'seller' | 'buyer';
+  readonly afterDeadline: 'break-off' | 'stand';
+  readonly maxRounds?: string;
+  readonly json?: boolean;
+  readonly plot?: string;
+}
+
+function program(io: Io): Command {
+  const root = new Command('eip-sim')
+    .description('Simulators of the eco-industrial park utility market.')
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+      // Commander's own usage errors are reported by `main` in the project's one-line format.
+      outputError: () => undefined,
+    });
+
+  root
+    .command('case-study')
+    .description(
+      'Run the negotiation of section 5 of Kröhling et al.: biogas between Prosumer 0 and Prosumer 1.',
+    )
+    .option('--json', 'print one JSON object instead of tables')
+    .option('--plot <file.svg>', 'write Fig. 6 (offers on price and quantity over steps) as SVG')
+    .action((flags: { json?: boolean; plot?: string }) => {
+      checkPlotPath(flags.plot);
+      emit(runScenario(CASE_STUDY), flags, io);
+    });
+
+  root
+    .command('negotiate')
+    .description(
+      'Run one bilateral negotiation of price and quantity with any strategy parameters.',
+    )
+    .requiredOption(
+      '--seller <psi>',
+      "seller's price psi: ip=..,rp=..,dl=..,cr=.. (ip >= rp, dl > 0, cr > 0)",
+    )
+    .requiredOption('--buyer <psi>', "buyer's price psi: ip=..,rp=..,dl=..,cr=.. (ip <= rp)")
+    .option(
+      '--seller-qty <psi>',
+      "seller's quantity psi (default: ip = rp = surplus, it does not concede)",
+    )
+    .option(
+      '--buyer-qty <psi>',
+      "buyer's quantity psi (default: from need down to 0, the price dl and cr)",
+    )
+    .option(
+      '--surplus <units>',
+      'quantity the seller has to sell (default 100, or its quantity psi bound)',
+    )
+    .option('--need <units>', 'quantity the buyer needs (default 150, or its quantity psi bound)')
+    .addOption(
+      new Option('--utility <id>', 'traded utility, for units, ticks and provider tariffs')
+        .choices(UTILITY_IDS)
+        .default('biogas'),
+    )
+    .option('--price-tick <tokens>', "smallest price step of an offer (default: the utility's)")
+    .addOption(
+      new Option('--first <role>', 'who makes the first offer').choices(ROLES).default('seller'),
+    )
+    .addOption(
+      new Option('--after-deadline <mode>', 'what an agent does past its deadline')
+        .choices(['break-off', 'stand'])
+        .default('break-off'),
+    )
+    .option('--max-rounds <n>', 'hard limit on rounds (default 10000)')
+    .option('--json', 'print one JSON object instead of tables')
+    .option('--plot <file.svg>', 'write the offers over steps as SVG')
+    .action((flags: NegotiateFlags) => {
+      checkPlotPath(flags.plot);
+      const scenario = bilateralScenario({
+        utility: getUtility(flags.utility),
+        priceTick: given(flags.priceTick, (t) => parsePositive(t, '--price-tick')),
+        seller: {
+          price: parsePsiFlag(flags.seller, '--seller'),
+          quantity: given(flags.sellerQty, (t) => parsePsiFlag(t, '--seller-qty')),
+          amount: given(flags.surplus, (t) => parsePositive(t, '--surplus')),
+        },
+        buyer: {
+          price: parsePsiFlag(flags.buyer, '--buyer'),
+          quantity: given(flags.buyerQty, (t) => parsePsiFlag(t, '--buyer-qty')),
+          amount: given(flags.need, (t) => parsePositive(t, '--need')),
+        },
+        opener: flags.first,
+        afterDeadline: flags.afterDeadline,
+        maxRounds: given(flags.maxRounds, (t) => parseCount(t, '--max-rounds', MAX_ROUNDS_LIMIT)),
+      });
+      emit(runScenario(scenario), flags, io);
+    });
+  return root;
+}
+
+/** Parses an optional flag; undefined when it was not given. */
+function given<T>(text: string | undefined, parse: (text: string) => T): T | undefined {
+  return text === undefined ? undefined : parse(text);
+}
+
+/** Runs the CLI and returns its exit code; never throws. */
+export async function main(argv: readonly string[], io: Io = process): Promise<number> {
+  try {
+    await program(io).parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (error) {
+    return reportFailure('eip-sim', error, io, {
+      message: flagMessage,
+      debug: Boolean(process.env.EIP_DEBUG),
+    });
+  }
+}
+
+/** Engine errors name a role and issue; on the command line the user knows them as flags. */
+function flagMessage(message: string, details: Readonly<Record<string, unknown>>): string {
+  const { role, issue, problem } = details;
+  if (typeof role !== 'string' || typeof issue !== 'string' || typeof problem !== 'string')
+    return message;
+  return `--${role}${issue === 'quantity' ? '-qty' : ''}: ${problem}`;
+}
