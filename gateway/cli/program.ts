@@ -35,6 +35,7 @@ function program(io: Io, env: NodeJS.ProcessEnv): Command {
 
   root
     .command('deploy')
+    .summary('deploy the token and the three markets; write a deployment manifest')
     .description(
       `Deploy the UtilityToken and the biogas, electricity and heat markets, and write a deployment manifest. The deployer's private key is read from $${KEY_ENV}; on anvil (chain ${ANVIL_CHAIN_ID}) it defaults to anvil's first development account.`,
     )
