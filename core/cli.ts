@@ -71,3 +71,15 @@ export function reportFailure(
   io.stderr.write(`${name}: internal error: ${text} (EIP_DEBUG=1 shows more)\n`);
   return 1;
 }
+
+/**
+ * Commander's output settings for a tool: help to `io`, and no message of its own for usage
+ * errors, which `reportFailure` reports in the one-line format.
+ */
+export function commandOutput(io: Io) {
+  return {
+    writeOut: (text: string) => io.stdout.write(text),
+    writeErr: (text: string) => io.stderr.write(text),
+    outputError: () => undefined,
+  };
+}

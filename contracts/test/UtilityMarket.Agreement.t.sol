@@ -44,15 +44,6 @@ abstract contract AgreementTestBase is MarketFixture {
         vm.stopPrank();
     }
 
-    /// Signatures of `terms` by the given keys, made before any expectRevert is armed.
-    function _signed(UtilityMarket.Agreement memory terms, uint256 signingSellerKey, uint256 signingBuyerKey)
-        internal
-        view
-        returns (bytes memory sellerSig, bytes memory buyerSig)
-    {
-        bytes32 id = _agreementId(terms);
-        return (_sign(signingSellerKey, id), _sign(signingBuyerKey, id));
-    }
 
     /// Signs `structHash` under the domain of `on`, which need not be the market under test.
     function _signOn(UtilityMarket on, uint256 key, bytes32 structHash) internal view returns (bytes memory) {

@@ -79,15 +79,6 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         terms.transcriptHash = transcript;
     }
 
-    /// Signatures of `terms` by the given keys, computed before any expectRevert is armed.
-    function _signed(UtilityMarket.Agreement memory terms, uint256 signingSellerKey, uint256 signingBuyerKey)
-        internal
-        view
-        returns (bytes memory sellerSig, bytes memory buyerSig)
-    {
-        bytes32 id = _agreementId(terms);
-        return (_sign(signingSellerKey, id), _sign(signingBuyerKey, id));
-    }
 
     function _expectClosed(bytes32 negotiationId, UtilityMarket.NegotiationState state) internal {
         vm.expectRevert(

@@ -5,7 +5,7 @@
  */
 import { Command } from 'commander';
 import { JsonRpcProvider, NonceManager, Wallet } from 'ethers';
-import { type Io, reportFailure } from '../../core/cli.js';
+import { commandOutput, type Io, reportFailure } from '../../core/cli.js';
 import { EipError } from '../../core/errors.js';
 import { ANVIL_CHAIN_ID, ANVIL_DEV_KEY } from '../chain/anvil.js';
 import { DEFAULT_GRACE_PERIOD, deployMarkets } from '../chain/deploy.js';
@@ -27,11 +27,7 @@ function program(io: Io, env: NodeJS.ProcessEnv): Command {
   const root = new Command('eip-gateway')
     .description('Gateway of the eco-industrial park utility market.')
     .exitOverride()
-    .configureOutput({
-      writeOut: (text) => io.stdout.write(text),
-      writeErr: (text) => io.stderr.write(text),
-      outputError: () => undefined,
-    });
+    .configureOutput(commandOutput(io));
 
   root
     .command('deploy')

@@ -4,7 +4,7 @@
  * else). Set EIP_DEBUG=1 to see stack traces.
  */
 import { Command, Option } from 'commander';
-import { type Io, reportFailure } from '../../core/cli.js';
+import { commandOutput, type Io, reportFailure } from '../../core/cli.js';
 import { ROLES } from '../../core/negotiation/issues.js';
 import { MAX_ROUNDS_LIMIT } from '../../core/negotiation/protocol.js';
 import { getUtility, UTILITY_IDS } from '../../core/utilities.js';
@@ -35,12 +35,7 @@ function program(io: Io): Command {
     .description('Simulators of the eco-industrial park utility market.')
     .showHelpAfterError(false)
     .exitOverride()
-    .configureOutput({
-      writeOut: (text) => io.stdout.write(text),
-      writeErr: (text) => io.stderr.write(text),
-      // Commander's own usage errors are reported by `main` in the project's one-line format.
-      outputError: () => undefined,
-    });
+    .configureOutput(commandOutput(io));
 
   root
     .command('case-study')

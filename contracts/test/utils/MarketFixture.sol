@@ -112,6 +112,16 @@ abstract contract MarketFixture is Test {
         return keccak256(abi.encode(market.DELIVERY_REPORT_TYPEHASH(), report));
     }
 
+    /// Signatures of `terms` by the given keys, made before any expectRevert is armed.
+    function _signed(UtilityMarket.Agreement memory terms, uint256 signingSellerKey, uint256 signingBuyerKey)
+        internal
+        view
+        returns (bytes memory sellerSig, bytes memory buyerSig)
+    {
+        bytes32 id = _agreementId(terms);
+        return (_sign(signingSellerKey, id), _sign(signingBuyerKey, id));
+    }
+
     /// Opens `terms` signed by the fixture's seller and buyer keys.
     function _open(UtilityMarket.Agreement memory terms) internal returns (bytes32) {
         bytes32 id = _agreementId(terms);
