@@ -1,7 +1,8 @@
 /**
  * Starts the default chain: anvil from the npm package `@foundry-rs/anvil`, whose per-platform
- * package carries the binary (nothing is downloaded). The gateway runs it with its state on disk;
- * tests and benchmarks run it in memory on a free loopback port.
+ * package carries the binary (nothing is downloaded). Tests and benchmarks run it in memory on a
+ * free loopback port; `stateFile` keeps the chain on disk across restarts, for the gateway to come.
+ * An anvil started here never outlives this process.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -63,9 +64,17 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
   if (options.stateFile !== undefined) args.push('--state', options.stateFile);
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime));
   const child = spawn(anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   const url = await listeningUrl(child, options.startTimeoutMs ?? 15_000);
   return { url, chainId, stop: () => stop(child) };
 }
+
+/** Anvils this process started, killed if it exits without stopping them (a crashed test run). */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
 
 function listeningUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -79,7 +88,9 @@ function listeningUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
     };
     const timer = setTimeout(() => fail(`did not listen within ${timeoutMs} ms`), timeoutMs);
     child.once('error', (error) => fail('could not start', error));
-    child.once('exit', (code) => fail(`exited with code ${code} before listening`));
+    child.once('exit', (code, signal) =>
+      fail(`exited ${signal ? `on ${signal}` : `with code ${code}`} before listening`),
+    );
     let listening = false;
     const keep = (line: string) => {
       if (!listening) output.push(line);

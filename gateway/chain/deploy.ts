@@ -2,8 +2,7 @@
  * Deploys the UtilityToken and one UtilityMarket per utility, with the providers' tariffs taken
  * from core's utility table, and returns the deployment manifest.
  */
-import type { ContractTransactionResponse, Signer } from 'ethers';
-import { getAddress } from 'ethers';
+import { type BaseContract, getAddress, type Signer, ZeroAddress } from 'ethers';
 import UtilityMarketArtifact from '../../contracts/artifacts/UtilityMarket.json' with {
   type: 'json',
 };
@@ -15,6 +14,8 @@ import type { Manifest } from './manifest.js';
 
 /** One hour for the last reports of a provision window to reach the chain. */
 export const DEFAULT_GRACE_PERIOD = 3600;
+/** A year: longer would hold an unreported agreement's escrow for no purpose. */
+export const MAX_GRACE_PERIOD = 365 * 24 * 3600;
 
 export interface DeployOptions {
   readonly signer: Signer;
@@ -27,38 +28,61 @@ export interface DeployOptions {
   readonly onStep?: (step: string) => void;
 }
 
-async function mined(what: string, tx: ContractTransactionResponse | null) {
-  const receipt = await tx?.wait();
-  if (receipt?.status !== 1) {
-    throw new EipError(
-      'IO_ERROR',
-      `deploying ${what} failed: transaction reverted or was dropped`,
-      {
-        retryable: true,
-      },
-    );
+/** One deployment, mined, or an error naming the contract and, when it reverted, why. */
+async function deployed<T extends BaseContract>(
+  what: string,
+  deploy: () => Promise<T>,
+): Promise<T> {
+  try {
+    const contract = await deploy();
+    await contract.waitForDeployment();
+    return contract;
+  } catch (error) {
+    const data = (error as { data?: unknown }).data;
+    const decoded = typeof data === 'string' ? MARKET_INTERFACE.parseError(data) : null;
+    const reason = decoded
+      ? `${decoded.name}(${decoded.args.join(', ')})`
+      : ((error as { shortMessage?: string }).shortMessage ?? (error as Error).message);
+    throw new EipError('IO_ERROR', `deploying ${what} failed: ${reason}`, {
+      cause: error,
+      retryable: !decoded,
+    });
   }
-  return receipt;
+}
+
+const MARKET_INTERFACE = UtilityMarket__factory.createInterface();
+
+function nonZeroAddress(what: string, value: string): string {
+  const address = getAddress(value);
+  if (address === ZeroAddress) {
+    throw new EipError('INVALID_ARGUMENT', `${what} must not be the zero address`, {
+      details: { what },
+    });
+  }
+  return address;
 }
 
 export async function deployMarkets(options: DeployOptions): Promise<Manifest> {
   const { signer } = options;
   const step = options.onStep ?? (() => undefined);
   const deployer = getAddress(await signer.getAddress());
-  const operator = getAddress(options.operator ?? deployer);
-  const provider = getAddress(options.provider ?? operator);
+  const operator = nonZeroAddress('the operator', options.operator ?? deployer);
+  const provider = nonZeroAddress('the provider', options.provider ?? operator);
   const gracePeriod = options.gracePeriod ?? DEFAULT_GRACE_PERIOD;
-  if (!Number.isSafeInteger(gracePeriod) || gracePeriod < 0) {
+  if (!Number.isSafeInteger(gracePeriod) || gracePeriod < 0 || gracePeriod > MAX_GRACE_PERIOD) {
     throw new EipError(
       'INVALID_ARGUMENT',
-      `grace period must be whole seconds >= 0, got ${gracePeriod}`,
+      `the grace period must be whole seconds from 0 to ${MAX_GRACE_PERIOD} (a year), got ${gracePeriod}`,
     );
   }
   const network = await signer.provider?.getNetwork();
   if (!network) throw new EipError('INVALID_ARGUMENT', 'the deploying signer has no provider');
 
-  const token = await new UtilityToken__factory(signer).deploy(operator);
-  const tokenReceipt = await mined('UtilityToken', token.deploymentTransaction());
+  const token = await deployed('UtilityToken', () =>
+    new UtilityToken__factory(signer).deploy(operator),
+  );
+  const tokenReceipt = await token.deploymentTransaction()?.wait();
+  if (!tokenReceipt) throw new EipError('IO_ERROR', 'the UtilityToken deployment has no receipt');
   const tokenAddress = await token.getAddress();
   step(`UtilityToken at ${tokenAddress}`);
 
@@ -67,17 +91,18 @@ export async function deployMarkets(options: DeployOptions): Promise<Manifest> {
     const utility = UTILITIES[id];
     const sellsAt = unitPriceBaseUnits(utility.provider_sells_at);
     const buysAt = unitPriceBaseUnits(utility.provider_buys_at);
-    const market = await new UtilityMarket__factory(signer).deploy(
-      tokenAddress,
-      id,
-      utility.unit,
-      operator,
-      provider,
-      sellsAt,
-      buysAt,
-      gracePeriod,
+    const market = await deployed(`the ${id} market`, () =>
+      new UtilityMarket__factory(signer).deploy(
+        tokenAddress,
+        id,
+        utility.unit,
+        operator,
+        provider,
+        sellsAt,
+        buysAt,
+        gracePeriod,
+      ),
     );
-    await mined(`the ${id} market`, market.deploymentTransaction());
     const address = getAddress(await market.getAddress());
     markets[id] = {
       address,

@@ -3,12 +3,14 @@
  * relay and dashboard join it later. A thin composition root: flags in, modules wired, one line
  * per failure (see core/cli.ts).
  */
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Command } from 'commander';
-import { JsonRpcProvider, NonceManager, Wallet } from 'ethers';
+import { isAddress, JsonRpcProvider, NonceManager, Wallet } from 'ethers';
 import { commandOutput, type Io, reportFailure } from '../../core/cli.js';
 import { EipError } from '../../core/errors.js';
 import { ANVIL_CHAIN_ID, ANVIL_DEV_KEY } from '../chain/anvil.js';
-import { DEFAULT_GRACE_PERIOD, deployMarkets } from '../chain/deploy.js';
+import { DEFAULT_GRACE_PERIOD, deployMarkets, MAX_GRACE_PERIOD } from '../chain/deploy.js';
 import { writeManifest } from '../chain/manifest.js';
 
 /** Anvil's default address: `npx anvil` serves it. */
@@ -56,7 +58,8 @@ function program(io: Io, env: NodeJS.ProcessEnv): Command {
           provider: addressFlag('--provider', flags.provider),
         }),
       };
-      const gracePeriod = secondsFlag('--grace', flags.grace);
+      const gracePeriod = secondsFlag('--grace', flags.grace, MAX_GRACE_PERIOD);
+      checkWritable('--out', flags.out);
       const provider = new JsonRpcProvider(flags.rpc);
       try {
         const chainId = await chainIdOf(provider, flags.rpc);
@@ -108,20 +111,37 @@ function deployerKey(env: NodeJS.ProcessEnv, chainId: number): string {
 }
 
 function addressFlag(flag: string, value: string): string {
-  if (!/^0x[0-9a-fA-F]{40}$/.test(value)) {
+  // isAddress also checks the EIP-55 checksum of a mixed-case address.
+  if (!isAddress(value) || !value.startsWith('0x') || BigInt(value) === 0n) {
     throw new EipError(
       'INVALID_ARGUMENT',
-      `${flag}: "${value}" is not a 0x-prefixed 20-byte address`,
+      `${flag}: "${value}" is not a non-zero 0x-prefixed address (40 hex digits, checksum right if mixed-case)`,
     );
   }
   return value;
 }
 
-function secondsFlag(flag: string, value: string): number {
-  if (!/^\d{1,9}$/.test(value)) {
-    throw new EipError('INVALID_ARGUMENT', `${flag}: "${value}" is not a whole number of seconds`);
+function secondsFlag(flag: string, value: string, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) > max) {
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      `${flag}: "${value}" is not a whole number of seconds from 0 to ${max}`,
+    );
   }
   return Number(value);
+}
+
+/** Fails before anything is deployed if the manifest could not be written afterwards. */
+function checkWritable(flag: string, path: string): void {
+  try {
+    if (existsSync(path) && statSync(path).isDirectory()) throw new Error('it is a directory');
+    accessSync(dirname(resolve(path)), constants.W_OK);
+  } catch (error) {
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      `${flag}: cannot write ${path}: ${(error as { code?: string }).code === 'ENOENT' ? 'its folder does not exist' : (error as Error).message}`,
+    );
+  }
 }
 
 /** Runs the CLI and returns its exit code; never throws. */

@@ -4,23 +4,18 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { JsonRpcProvider } from 'ethers';
+import { JsonRpcProvider, Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UtilityMarket__factory, UtilityToken__factory } from '../../contracts/types/index.js';
 import { isEipError } from '../../core/errors.js';
-import { type Anvil, startAnvil } from '../../gateway/chain/anvil.js';
+import { ANVIL_DEV_KEY, type Anvil, startAnvil } from '../../gateway/chain/anvil.js';
 import { readManifest } from '../../gateway/chain/manifest.js';
 import { main } from '../../gateway/cli/program.js';
 
-let anvil: Anvil;
 const dir = mkdtempSync(join(tmpdir(), 'eip-deploy-'));
-
-beforeAll(async () => {
-  anvil = await startAnvil();
-}, 30_000);
-afterAll(async () => {
-  await anvil?.stop();
-});
+const manifestPath = join(dir, 'deployment.json');
+let anvil: Anvil;
+let deployment: Awaited<ReturnType<typeof run>>;
 
 async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
   let stdout = '';
@@ -33,23 +28,30 @@ async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
   return { code, stdout, stderr };
 }
 
+async function deployerNonce(): Promise<number> {
+  const provider = new JsonRpcProvider(anvil.url);
+  try {
+    return await provider.getTransactionCount(new Wallet(ANVIL_DEV_KEY).address);
+  } finally {
+    provider.destroy();
+  }
+}
+
+beforeAll(async () => {
+  anvil = await startAnvil();
+  deployment = await run(['deploy', '--rpc', anvil.url, '--out', manifestPath, '--grace', '600']);
+}, 60_000);
+afterAll(async () => {
+  await anvil?.stop();
+});
+
 describe('eip-gateway deploy', () => {
   it('deploys the token and three markets and writes a manifest that matches the chain', async () => {
-    const out = join(dir, 'deployment.json');
-    const { code, stdout, stderr } = await run([
-      'deploy',
-      '--rpc',
-      anvil.url,
-      '--out',
-      out,
-      '--grace',
-      '600',
-    ]);
-    expect(code).toBe(0);
-    expect(stdout).toBe(`${out}\n`);
-    expect(stderr).toMatch(/heat market at 0x/);
+    expect(deployment.code).toBe(0);
+    expect(deployment.stdout).toBe(`${manifestPath}\n`);
+    expect(deployment.stderr).toMatch(/heat market at 0x/);
 
-    const manifest = readManifest(out);
+    const manifest = readManifest(manifestPath);
     expect(manifest.chainId).toBe(31337);
     const provider = new JsonRpcProvider(anvil.url);
     try {
@@ -77,30 +79,53 @@ describe('eip-gateway deploy', () => {
     expect(() => readFileSync(out)).toThrow();
   });
 
-  it('refuses bad flags and a bad key as usage errors', async () => {
-    expect((await run(['deploy', '--operator', '0x12'])).stderr).toBe(
-      'eip-gateway: --operator: "0x12" is not a 0x-prefixed 20-byte address\n',
-    );
-    expect((await run(['deploy', '--grace', '-1'])).code).toBe(2);
+  it('refuses, before deploying anything, a manifest path it could not write', async () => {
+    const before = await deployerNonce();
+    const out = join(dir, 'missing-folder', 'deployment.json');
+    const { code, stderr } = await run(['deploy', '--rpc', anvil.url, '--out', out]);
+    expect(code).toBe(2);
+    expect(stderr).toBe(`eip-gateway: --out: cannot write ${out}: its folder does not exist\n`);
+    expect(await deployerNonce()).toBe(before);
+  });
+
+  it('refuses bad flags and a bad key as usage errors, naming them', async () => {
+    for (const [argv, message] of [
+      [['--operator', '0x12'], '--operator: "0x12" is not a non-zero 0x-prefixed address'],
+      [
+        ['--provider', `0x${'0'.repeat(40)}`],
+        '--provider: "0x0000000000000000000000000000000000000000" is not a non-zero',
+      ],
+      [['--grace', '-1'], '--grace: "-1" is not a whole number of seconds from 0 to 31536000'],
+      [['--grace', '99999999999'], '--grace: "99999999999" is not a whole number of seconds'],
+    ] as const) {
+      const result = await run(['deploy', '--rpc', anvil.url, ...argv]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`eip-gateway: ${message}`);
+    }
     const badKey = await run(['deploy', '--rpc', anvil.url], { EIP_DEPLOYER_KEY: 'nope' });
-    expect(badKey).toMatchObject({ code: 2 });
-    expect(badKey.stderr).toMatch(/EIP_DEPLOYER_KEY must be a 0x-prefixed 32-byte hex private key/);
+    expect(badKey.code).toBe(2);
+    expect(badKey.stderr).toBe(
+      'eip-gateway: $EIP_DEPLOYER_KEY must be a 0x-prefixed 32-byte hex private key\n',
+    );
   });
 
   it('refuses a damaged manifest, naming the field', () => {
     const path = join(dir, 'damaged.json');
-    const good = readFileSync(join(dir, 'deployment.json'), 'utf8');
+    const good = readFileSync(manifestPath, 'utf8');
     writeFileSync(path, good.replace(/"token": "0x[0-9a-fA-F]+"/, '"token": "0x12"'));
     expect(() => readManifest(path)).toThrow(
       /deployment manifest .*damaged\.json: token: must be a 0x-prefixed/,
     );
     writeFileSync(path, good.slice(0, 40));
-    try {
-      readManifest(path);
-      expect.unreachable();
-    } catch (error) {
-      expect(isEipError(error, 'IO_ERROR')).toBe(true);
-    }
+    const truncated = (() => {
+      try {
+        return readManifest(path);
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(isEipError(truncated, 'IO_ERROR')).toBe(true);
+    expect((truncated as Error).message).toMatch(/cannot read deployment manifest .*damaged\.json/);
   });
 
   it('is an executable the build installs', async () => {
