@@ -102,11 +102,14 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     /// One slot per open agreement, cleared when it settles (the gas refund keeps settlement cheap;
     /// the AgreementSettled event is the record). Clearing cannot let it reopen: both signers'
     /// nonces are spent, and a provider trade's signature deadlines are 0, long past. Delivered
-    /// figures are cumulative, per side, capped at the quantity.
+    /// figures are cumulative, per side, capped at the quantity; a side has reported once its
+    /// meter sent any figure, 0 included.
     struct AgreementState {
         bool open;
-        /// Set for a sale to the provider, which has no meter here: the seller's meter counts.
-        bool sellerMeterCounts;
+        /// A sale to the provider, which has no meter here: the seller's meter confirms delivery.
+        bool providerBuys;
+        bool buyerReported;
+        bool sellerReported;
         uint96 buyerDelivered;
         uint96 sellerDelivered;
     }
@@ -128,11 +131,19 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     uint256 public providerBuysAt;
     /// @notice Counter that makes each provider trade's agreement unique.
     uint256 public providerTradeNonce;
+    /// @notice Most a prosumer may have in escrow, open at once, from sales to the provider: those
+    /// escrow the provider's tokens and are confirmed by the prosumer's own meter alone.
+    uint256 public providerSaleLimit = type(uint256).max;
+    /// @notice Provider tokens in escrow for each prosumer's open sales to the provider.
+    mapping(address prosumer => uint256) public providerSaleEscrow;
 
     /// @notice Whether an account is a registered prosumer.
     mapping(address account => bool) public isProsumer;
     /// @notice The prosumer a meter's signing key belongs to (zero if none).
     mapping(address meter => address prosumer) public meterOwner;
+    /// @notice Revoked meter keys, which can never be registered again: a report signed before
+    /// revocation must not count for a new owner.
+    mapping(address meter => bool) public isRevokedMeter;
     /// @notice Negotiations recorded on chain, by id.
     mapping(bytes32 id => Negotiation) public negotiations;
     mapping(bytes32 agreementId => AgreementState) private _agreements;
@@ -144,7 +155,9 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     event MeterRevoked(address indexed meter, address indexed prosumer);
     event ProviderChanged(address indexed provider);
     event TariffsChanged(uint256 providerSellsAt, uint256 providerBuysAt);
-    event NegotiationRequested(bytes32 indexed negotiationId, address indexed requester, Role role, uint256 quantity);
+    event NegotiationRequested(
+        bytes32 indexed negotiationId, address indexed requester, Role role, uint256 quantity, address invitee
+    );
     event NegotiationJoined(bytes32 indexed negotiationId, address indexed counterparty);
     event OfferPosted(
         bytes32 indexed negotiationId,
@@ -155,6 +168,9 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         bytes32 offerHash
     );
     event NegotiationBrokenOff(bytes32 indexed negotiationId, address indexed by);
+    event NegotiationConcluded(bytes32 indexed negotiationId, bytes32 indexed agreementId);
+    event ProviderSaleLimitChanged(uint256 limit);
+    event SettlementSkipped(bytes32 indexed agreementId);
     event NonceInvalidated(address indexed signer, uint256 nonce);
     /// @dev Carries every term, so an indexer can rebuild the calldata that reports and settles.
     event AgreementOpened(bytes32 indexed agreementId, address indexed seller, address indexed buyer, Agreement terms);
@@ -170,6 +186,9 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     error UtilityMarketAlreadyProsumer(address account);
     error UtilityMarketMeterTaken(address meter, address prosumer);
     error UtilityMarketUnknownMeter(address meter);
+    error UtilityMarketMeterWasRevoked(address meter);
+    error UtilityMarketNotInvited(bytes32 negotiationId, address account);
+    error UtilityMarketProviderSaleLimit(address prosumer, uint256 escrow, uint256 limit);
     error UtilityMarketNegotiationExists(bytes32 negotiationId);
     error UtilityMarketNegotiationClosed(bytes32 negotiationId, NegotiationState state);
     error UtilityMarketNotAParty(bytes32 negotiationId, address account);
@@ -187,6 +206,7 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     error UtilityMarketReportMismatch(bytes32 agreementId, bytes32 reportAgreementId);
     error UtilityMarketMeasuredOutsideWindow(bytes32 agreementId, uint64 measuredAt);
     error UtilityMarketMeterNotAParty(bytes32 agreementId, address meter);
+    error UtilityMarketBadReportSignature(bytes32 agreementId);
     error UtilityMarketStaleReport(bytes32 agreementId, uint256 delivered, uint256 recorded);
     error UtilityMarketSettlementTooEarly(bytes32 agreementId, uint256 settleableAt);
     error UtilityMarketBatchSize(uint256 size);
@@ -254,18 +274,21 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     function registerMeter(address prosumer, address meter) external onlyRole(OPERATOR_ROLE) {
         if (meter == address(0)) revert UtilityMarketZeroAddress();
         if (!isProsumer[prosumer]) revert UtilityMarketNotProsumer(prosumer);
+        if (isRevokedMeter[meter]) revert UtilityMarketMeterWasRevoked(meter);
         address owner = meterOwner[meter];
         if (owner != address(0)) revert UtilityMarketMeterTaken(meter, owner);
         meterOwner[meter] = prosumer;
         emit MeterRegistered(meter, prosumer);
     }
 
-    /// @notice Revokes a meter key (replaced or compromised meter): its reports are refused.
+    /// @notice Revokes a meter key for good (replaced or compromised meter): its reports are
+    /// refused and it cannot be registered again.
     /// @param meter Address of the meter's signing key.
     function revokeMeter(address meter) external onlyRole(OPERATOR_ROLE) {
         address owner = meterOwner[meter];
         if (owner == address(0)) revert UtilityMarketUnknownMeter(meter);
         delete meterOwner[meter];
+        isRevokedMeter[meter] = true;
         emit MeterRevoked(meter, owner);
     }
 
@@ -283,8 +306,16 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         _setTariffs(sellsAt, buysAt);
     }
 
-    /// @notice Stops every prosumer-facing function (negotiation, agreements, reports,
-    /// settlement) until unpaused. Registry and tariffs stay manageable.
+    /// @notice Caps what one prosumer may have in escrow from open sales to the provider.
+    /// @param limit Token base units; open sales above it stay open.
+    function setProviderSaleLimit(uint256 limit) external onlyRole(OPERATOR_ROLE) {
+        providerSaleLimit = limit;
+        emit ProviderSaleLimitChanged(limit);
+    }
+
+    /// @notice Stops negotiation, new agreements, provider trades and settlement until unpaused.
+    /// Meter reports are still recorded, so a pause never costs a seller the deliveries made
+    /// meanwhile; the registry (revokeMeter for a compromised key) and tariffs stay manageable.
     function pause() external onlyRole(OPERATOR_ROLE) {
         _pause();
     }
@@ -301,8 +332,9 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     /// keccak256(abi.encode(requester, utility, nonce)), as core's negotiationId() derives it.
     /// @param role Whether the requester sells or buys.
     /// @param quantity Milli-units the requester wants to sell or buy.
+    /// @param invitee The only prosumer who may join, or zero to let any prosumer join.
     /// @return negotiationId The new negotiation's id.
-    function requestNegotiation(uint256 nonce, Role role, uint256 quantity)
+    function requestNegotiation(uint256 nonce, Role role, uint256 quantity, address invitee)
         external
         whenNotPaused
         onlyProsumer
@@ -312,26 +344,33 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         negotiationId = keccak256(abi.encode(msg.sender, utility, nonce));
         Negotiation storage n = negotiations[negotiationId];
         if (n.state != NegotiationState.None) revert UtilityMarketNegotiationExists(negotiationId);
+        if (invitee == msg.sender) revert UtilityMarketSelfTrade(msg.sender);
+        if (invitee != address(0) && !isProsumer[invitee]) revert UtilityMarketNotProsumer(invitee);
         n.requester = msg.sender;
         n.requesterRole = role;
         n.state = NegotiationState.Requested;
-        emit NegotiationRequested(negotiationId, msg.sender, role, quantity);
+        n.counterparty = invitee;
+        emit NegotiationRequested(negotiationId, msg.sender, role, quantity, invitee);
     }
 
-    /// @notice Records the caller's will to negotiate on a requested negotiation.
+    /// @notice Records the caller's will to negotiate on a requested negotiation: the invitee's,
+    /// or, on an open request, the first prosumer's to answer.
     /// @param negotiationId The requested negotiation.
     function joinNegotiation(bytes32 negotiationId) external whenNotPaused onlyProsumer {
         Negotiation storage n = negotiations[negotiationId];
         if (n.state != NegotiationState.Requested) revert UtilityMarketNegotiationClosed(negotiationId, n.state);
         if (n.requester == msg.sender) revert UtilityMarketSelfTrade(msg.sender);
+        address invitee = n.counterparty;
+        if (invitee != address(0) && invitee != msg.sender) revert UtilityMarketNotInvited(negotiationId, msg.sender);
         n.counterparty = msg.sender;
         n.state = NegotiationState.Negotiating;
         emit NegotiationJoined(negotiationId, msg.sender);
     }
 
     /// @notice Posts one signed offer of a negotiation recorded on chain. Offers must follow each
-    /// other (each names the previous one's hash, and rounds never go back; both parties move in
-    /// one round), so the chain holds the transcript.
+    /// other (each names the previous one's hash, and its round is never below the previous
+    /// one's: in a round the opener moves, then the responder), so the chain holds the transcript.
+    /// Only the two parties post, so no one else can extend their transcript.
     /// @param offer The offer, signed by its proposer.
     /// @param signature The proposer's EIP-712 signature.
     function postOffer(Offer calldata offer, bytes calldata signature) external whenNotPaused {
@@ -342,6 +381,9 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         _checkParties(offer.negotiationId, n, offer.seller, offer.buyer);
         if (offer.proposer != offer.seller && offer.proposer != offer.buyer) {
             revert UtilityMarketNotAParty(offer.negotiationId, offer.proposer);
+        }
+        if (msg.sender != offer.seller && msg.sender != offer.buyer) {
+            revert UtilityMarketNotAParty(offer.negotiationId, msg.sender);
         }
         if (offer.previous != n.lastOffer) {
             revert UtilityMarketOfferOutOfOrder(offer.negotiationId, n.lastOffer, offer.previous);
@@ -407,7 +449,7 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         _useNonce(terms.buyer, terms.buyerNonce);
 
         Negotiation storage n = negotiations[terms.negotiationId];
-        if (n.state != NegotiationState.None) _concludeNegotiation(terms, n);
+        if (n.state != NegotiationState.None) _concludeNegotiation(terms, n, agreementId);
 
         _open(agreementId, terms, terms.buyer, false);
     }
@@ -436,7 +478,8 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         if (buying ? tariff > limitPrice : tariff < limitPrice) {
             revert UtilityMarketTariffBeyondLimit(tariff, limitPrice);
         }
-        if (deliveryEnd > block.timestamp + MAX_PROVIDER_TRADE_WINDOW) {
+        // The window starts now at the earliest: deliveries are measured as they happen.
+        if (deliveryStart < block.timestamp || deliveryEnd > block.timestamp + MAX_PROVIDER_TRADE_WINDOW) {
             revert UtilityMarketInvalidWindow(deliveryStart, deliveryEnd);
         }
         uint256 nonce = ++providerTradeNonce;
@@ -462,20 +505,18 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
 
     /// @notice Records a meter's cumulative delivery for an open agreement. The report must be
     /// signed by a registered meter of the buyer or of the seller and measured inside the
-    /// provision window. Anyone may relay it (the gateway does). Figures above the quantity count
-    /// as the quantity; a figure not above the one recorded for that side is refused, which also
-    /// makes every earlier report unreplayable.
+    /// provision window. Anyone may relay it (the gateway does), also while the market is paused.
+    /// Figures above the quantity count as the quantity. A side's first figure may be 0; after
+    /// it, a figure not above the one recorded for that side is refused, which also makes every
+    /// earlier report unreplayable (so `seq` need not be stored).
     /// @param terms The agreement's terms.
     /// @param report The meter's report.
     /// @param signature The meter key's EIP-712 signature of `report`.
     function reportDelivery(Agreement calldata terms, DeliveryReport calldata report, bytes calldata signature)
         external
-        whenNotPaused
     {
         bytes32 agreementId = agreementIdOf(terms);
         if (report.agreementId != agreementId) revert UtilityMarketReportMismatch(agreementId, report.agreementId);
-        AgreementState memory state = _agreements[agreementId];
-        if (!state.open) revert UtilityMarketAgreementNotOpen(agreementId);
         if (
             report.measuredAt < terms.deliveryStart || report.measuredAt > terms.deliveryEnd
                 || report.measuredAt > block.timestamp
@@ -483,43 +524,56 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
             revert UtilityMarketMeasuredOutsideWindow(agreementId, report.measuredAt);
         }
         address meter = _recover(_reportHash(report), signature);
-        address owner = meterOwner[meter];
-        if (owner == address(0)) revert UtilityMarketUnknownMeter(meter);
-
-        uint256 delivered = report.delivered < terms.quantity ? report.delivered : terms.quantity;
-        Role side;
-        uint256 recorded;
-        if (owner == terms.buyer) {
-            (side, recorded) = (Role.Buyer, state.buyerDelivered);
-            // forge-lint: disable-next-line(unsafe-typecast) delivered <= quantity < 2^96 (see _open)
-            state.buyerDelivered = uint96(delivered);
-        } else if (owner == terms.seller) {
-            (side, recorded) = (Role.Seller, state.sellerDelivered);
-            // forge-lint: disable-next-line(unsafe-typecast) delivered <= quantity < 2^96 (see _open)
-            state.sellerDelivered = uint96(delivered);
-        } else {
-            revert UtilityMarketMeterNotAParty(agreementId, meter);
-        }
-        if (delivered <= recorded) revert UtilityMarketStaleReport(agreementId, delivered, recorded);
-        _agreements[agreementId] = state;
+        if (meter == address(0)) revert UtilityMarketBadReportSignature(agreementId);
+        // forge-lint: disable-next-line(unsafe-typecast) capped at quantity < 2^96 (see _open)
+        uint96 delivered = uint96(report.delivered < terms.quantity ? report.delivered : terms.quantity);
+        Role side = _recordDelivery(agreementId, terms, meter, delivered);
         emit DeliveryReported(agreementId, meter, side, delivered, report.measuredAt, report.seq);
     }
 
-    /// @notice Settles an open agreement once everything is delivered, or once its window has
-    /// ended and the grace period for late reports has passed: the seller receives
-    /// delivered * unitPrice and the buyer the rest of the escrow. No report at all means a full
-    /// refund. Anyone may call it.
-    /// @param terms The agreement's terms.
-    function settle(Agreement calldata terms) external nonReentrant whenNotPaused {
-        _settle(terms);
+    /// Records `delivered` for the side `meter` belongs to; returns that side.
+    function _recordDelivery(bytes32 agreementId, Agreement calldata terms, address meter, uint96 delivered)
+        private
+        returns (Role side)
+    {
+        AgreementState memory state = _agreements[agreementId];
+        if (!state.open) revert UtilityMarketAgreementNotOpen(agreementId);
+        address owner = meterOwner[meter];
+        if (owner == address(0)) revert UtilityMarketUnknownMeter(meter);
+        bool reported;
+        uint96 recorded;
+        if (owner == terms.buyer) {
+            (side, reported, recorded) = (Role.Buyer, state.buyerReported, state.buyerDelivered);
+            (state.buyerReported, state.buyerDelivered) = (true, delivered);
+        } else if (owner == terms.seller) {
+            (side, reported, recorded) = (Role.Seller, state.sellerReported, state.sellerDelivered);
+            (state.sellerReported, state.sellerDelivered) = (true, delivered);
+        } else {
+            revert UtilityMarketMeterNotAParty(agreementId, meter);
+        }
+        if (reported && delivered <= recorded) revert UtilityMarketStaleReport(agreementId, delivered, recorded);
+        _agreements[agreementId] = state;
     }
 
-    /// @notice Settles up to MAX_BATCH agreements in one transaction; all or none.
+    /// @notice Settles an open agreement once the buyer's meter has confirmed full delivery (in
+    /// a sale to the provider, the seller's), or once its window has ended and the grace period
+    /// for late reports has passed. Delivered is the lower of the two sides' figures where both
+    /// meters reported, else the one side's that did; the seller receives delivered * unitPrice
+    /// and the buyer the rest of the escrow. No report at all means a full refund. Anyone may
+    /// call it.
+    /// @param terms The agreement's terms.
+    function settle(Agreement calldata terms) external nonReentrant whenNotPaused {
+        _settle(terms, false);
+    }
+
+    /// @notice Settles up to MAX_BATCH agreements in one transaction. One that is no longer open
+    /// (someone settled it first) is skipped with SettlementSkipped; one not yet settleable
+    /// reverts the whole batch.
     /// @param terms The agreements' terms.
     function settleBatch(Agreement[] calldata terms) external nonReentrant whenNotPaused {
         if (terms.length == 0 || terms.length > MAX_BATCH) revert UtilityMarketBatchSize(terms.length);
         for (uint256 i = 0; i < terms.length; ++i) {
-            _settle(terms[i]);
+            _settle(terms[i], true);
         }
     }
 
@@ -579,7 +633,7 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
 
     /// Validates terms, stores the agreement as Open and escrows from `payer` (checks, effects,
     /// then the token call).
-    function _open(bytes32 agreementId, Agreement memory terms, address payer, bool sellerMeterCounts) private {
+    function _open(bytes32 agreementId, Agreement memory terms, address payer, bool providerBuys) private {
         if (terms.seller == terms.buyer) revert UtilityMarketSelfTrade(terms.seller);
         if (terms.quantity == 0 || terms.quantity > type(uint96).max) {
             revert UtilityMarketInvalidQuantity(terms.quantity);
@@ -591,14 +645,19 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         AgreementState storage state = _agreements[agreementId];
         if (state.open) revert UtilityMarketAgreementExists(agreementId);
         state.open = true;
-        state.sellerMeterCounts = sellerMeterCounts;
+        state.providerBuys = providerBuys;
         emit AgreementOpened(agreementId, terms.seller, terms.buyer, terms);
         // Bounded above: quantity < 2^96 and unitPrice < 2^128, so no overflow.
         uint256 escrow = terms.quantity * terms.unitPrice;
+        if (providerBuys) {
+            uint256 open = providerSaleEscrow[terms.seller] + escrow;
+            if (open > providerSaleLimit) revert UtilityMarketProviderSaleLimit(terms.seller, open, providerSaleLimit);
+            providerSaleEscrow[terms.seller] = open;
+        }
         if (escrow != 0) token.safeTransferFrom(payer, address(this), escrow);
     }
 
-    function _concludeNegotiation(Agreement calldata terms, Negotiation storage n) private {
+    function _concludeNegotiation(Agreement calldata terms, Negotiation storage n, bytes32 agreementId) private {
         if (n.state != NegotiationState.Requested && n.state != NegotiationState.Negotiating) {
             revert UtilityMarketNegotiationClosed(terms.negotiationId, n.state);
         }
@@ -607,6 +666,7 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
             revert UtilityMarketTranscriptMismatch(terms.negotiationId, n.lastOffer, terms.transcriptHash);
         }
         n.state = NegotiationState.Agreed;
+        emit NegotiationConcluded(terms.negotiationId, agreementId);
     }
 
     /// The requester must hold its requested role; a joined counterparty must hold the other.
@@ -623,30 +683,38 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         }
     }
 
-    function _settle(Agreement calldata terms) private {
+    function _settle(Agreement calldata terms, bool skipClosed) private {
         bytes32 agreementId = agreementIdOf(terms);
         AgreementState memory state = _agreements[agreementId];
-        if (!state.open) revert UtilityMarketAgreementNotOpen(agreementId);
+        if (!state.open) {
+            if (!skipClosed) revert UtilityMarketAgreementNotOpen(agreementId);
+            emit SettlementSkipped(agreementId);
+            return;
+        }
         uint256 delivered = _payableDelivered(state);
-        if (delivered != terms.quantity) {
+        // Early settlement needs the receiving side's meter to confirm everything arrived.
+        bool confirmed = state.providerBuys ? state.sellerReported : state.buyerReported;
+        if (!confirmed || delivered != terms.quantity) {
             uint256 settleableAt = uint256(terms.deliveryEnd) + gracePeriod;
             if (block.timestamp < settleableAt) revert UtilityMarketSettlementTooEarly(agreementId, settleableAt);
         }
         delete _agreements[agreementId];
         uint256 paid = delivered * terms.unitPrice;
         uint256 refunded = (terms.quantity - delivered) * terms.unitPrice;
+        if (state.providerBuys) providerSaleEscrow[terms.seller] -= terms.quantity * terms.unitPrice;
         emit AgreementSettled(agreementId, delivered, paid, refunded);
         if (paid != 0) token.safeTransfer(terms.seller, paid);
         if (refunded != 0) token.safeTransfer(terms.buyer, refunded);
     }
 
-    /// What settlement pays for: the buyer's meter figure, capped by the seller's where the seller's
-    /// meter reported too, since the buyer never pays for more than the seller says it sent. In a
-    /// sale to the provider, which has no meter here, the seller's figure alone.
+    /// What settlement pays for: the lower of the two sides' figures where both meters reported
+    /// (the buyer never pays for more than either side measured), else the figure of the side
+    /// that reported. Each party's meter thus guards that party: a silent buyer's meter cannot
+    /// deny the seller a delivery its own meter measured, and a buyer's meter caps a seller's.
     function _payableDelivered(AgreementState memory state) private pure returns (uint256) {
-        if (state.sellerMeterCounts) return state.sellerDelivered;
-        if (state.sellerDelivered != 0 && state.sellerDelivered < state.buyerDelivered) return state.sellerDelivered;
-        return state.buyerDelivered;
+        if (!state.buyerReported) return state.sellerDelivered;
+        if (!state.sellerReported) return state.buyerDelivered;
+        return state.buyerDelivered < state.sellerDelivered ? state.buyerDelivered : state.sellerDelivered;
     }
 
     function _offerHash(Offer calldata offer) private pure returns (bytes32) {
@@ -692,11 +760,11 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     }
 
     /// Recovers the signer of a struct hash under this market's domain. Malformed and malleable
-    /// (high-s) signatures recover to no one and are refused.
+    /// (high-s) signatures recover to the zero address, which callers refuse naming whose
+    /// signature it was.
     function _recover(bytes32 structHash, bytes calldata signature) private view returns (address) {
         (address recovered, ECDSA.RecoverError err,) =
             ECDSA.tryRecoverCalldata(_hashTypedDataV4(structHash), signature);
-        if (err != ECDSA.RecoverError.NoError) revert UtilityMarketInvalidSignature(address(0), address(0));
-        return recovered;
+        return err == ECDSA.RecoverError.NoError ? recovered : address(0);
     }
 }

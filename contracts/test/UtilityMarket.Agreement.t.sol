@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {UtilityMarket} from "../src/UtilityMarket.sol";
 import {ReentrantToken} from "./utils/Attackers.sol";
@@ -44,7 +45,6 @@ abstract contract AgreementTestBase is MarketFixture {
         vm.stopPrank();
     }
 
-
     /// Signs `structHash` under the domain of `on`, which need not be the market under test.
     function _signOn(UtilityMarket on, uint256 key, bytes32 structHash) internal view returns (bytes memory) {
         (uint8 v, bytes32 r, bytes32 s) =
@@ -81,14 +81,49 @@ abstract contract AgreementTestBase is MarketFixture {
             );
     }
 
+    /// The high-s twin of `key`'s signature of `digest`: ecrecover accepts it as readily as the
+    /// original, so only the low-s rule can refuse it.
+    function _highSTwin(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        bytes32 highS = bytes32(SECP256K1_N - uint256(s));
+        uint8 flippedV = v == 27 ? 28 : 27;
+        assertEq(ecrecover(digest, flippedV, r, highS), vm.addr(key));
+        return abi.encodePacked(r, highS, flippedV);
+    }
+
+    /// `key`'s signature of `digest` in the 64-byte compact form (EIP-2098), which the market refuses.
+    function _compact(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
+        (bytes32 r, bytes32 vs) = vm.signCompact(key, digest);
+        return abi.encodePacked(r, vs);
+    }
+
+    function _pause() internal {
+        vm.prank(operator);
+        market.pause();
+    }
+
     function _expectInvalidSignature(address expected, address recovered) internal {
         vm.expectRevert(
             abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidSignature.selector, expected, recovered)
         );
     }
 
+    function _notOpen(bytes32 agreementId) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(UtilityMarket.UtilityMarketAgreementNotOpen.selector, agreementId);
+    }
+
     function _expectNotOpen(bytes32 agreementId) internal {
-        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketAgreementNotOpen.selector, agreementId));
+        vm.expectRevert(_notOpen(agreementId));
+    }
+
+    function _expectTooEarly(UtilityMarket.Agreement memory terms) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                UtilityMarket.UtilityMarketSettlementTooEarly.selector,
+                _agreementId(terms),
+                uint256(terms.deliveryEnd) + GRACE
+            )
+        );
     }
 
     function _assertOpen(bytes32 agreementId) internal view {
@@ -128,7 +163,8 @@ contract OpenAgreementTest is AgreementTestBase {
     }
 
     /// Submits the default terms with `sellerSig` in place of the seller's signature; malformed
-    /// and malleable signatures recover to no one.
+    /// and malleable signatures recover to no one, and the error names the seller as the signer
+    /// expected.
     function _expectSellerSignatureRejected(bytes memory sellerSig) internal {
         UtilityMarket.Agreement memory terms = _terms();
         bytes memory buyerSig = _sign(buyerKey, _agreementId(terms));
@@ -136,7 +172,7 @@ contract OpenAgreementTest is AgreementTestBase {
             terms,
             sellerSig,
             buyerSig,
-            abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidSignature.selector, address(0), address(0))
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidSignature.selector, seller, address(0))
         );
     }
 
@@ -441,17 +477,11 @@ contract OpenAgreementTest is AgreementTestBase {
     }
 
     function test_openAgreement_revertsOnHighSSignature() public {
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(sellerKey, _digest(_agreementId(_terms())));
-        bytes32 highS = bytes32(SECP256K1_N - uint256(s));
-        uint8 flippedV = v == 27 ? 28 : 27;
-        // The twin signature is valid for ecrecover; only the low-s rule refuses it.
-        assertEq(ecrecover(_digest(_agreementId(_terms())), flippedV, r, highS), seller);
-        _expectSellerSignatureRejected(abi.encodePacked(r, highS, flippedV));
+        _expectSellerSignatureRejected(_highSTwin(sellerKey, _digest(_agreementId(_terms()))));
     }
 
     function test_openAgreement_revertsOnCompactSignature() public {
-        (bytes32 r, bytes32 vs) = vm.signCompact(sellerKey, _digest(_agreementId(_terms())));
-        _expectSellerSignatureRejected(abi.encodePacked(r, vs));
+        _expectSellerSignatureRejected(_compact(sellerKey, _digest(_agreementId(_terms()))));
     }
 
     function test_openAgreement_revertsOnPaddedSignature() public {
@@ -465,6 +495,18 @@ contract OpenAgreementTest is AgreementTestBase {
     function test_openAgreement_revertsOnInvalidV() public {
         (, bytes32 r, bytes32 s) = vm.sign(sellerKey, _digest(_agreementId(_terms())));
         _expectSellerSignatureRejected(abi.encodePacked(r, s, uint8(0)));
+    }
+
+    function test_openAgreement_namesBuyerOnMalformedBuyerSignature() public {
+        // With a good seller signature, the error tells the relayer it is the buyer's that failed.
+        UtilityMarket.Agreement memory terms = _terms();
+        bytes32 id = _agreementId(terms);
+        _expectOpenReverts(
+            terms,
+            _sign(sellerKey, id),
+            _compact(buyerKey, _digest(id)),
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidSignature.selector, buyer, address(0))
+        );
     }
 
     // ------------------------------------------------------------ EIP-712 views
@@ -541,18 +583,45 @@ contract ReportDeliveryTest is AgreementTestBase {
         vm.warp(block.timestamp + WINDOW / 2);
     }
 
+    /// Relays `report` with `signature` for `terms` and requires the exact revert `expected`.
+    function _expectRelayReverts(
+        UtilityMarket.Agreement memory terms,
+        UtilityMarket.DeliveryReport memory report,
+        bytes memory signature,
+        bytes memory expected
+    ) internal {
+        vm.expectRevert(expected);
+        market.reportDelivery(terms, report, signature);
+    }
+
     /// Signs a report of `delivered` measured at `measuredAt` and requires the exact revert `expected`.
     function _expectReportReverts(uint256 meterKey, uint256 delivered, uint64 measuredAt, bytes memory expected)
         internal
     {
         (UtilityMarket.DeliveryReport memory report, bytes memory signature) =
             _signedReport(agreement, meterKey, delivered, measuredAt);
-        vm.expectRevert(expected);
-        market.reportDelivery(agreement, report, signature);
+        _expectRelayReverts(agreement, report, signature, expected);
     }
 
     function _expectReportRevertsNow(uint256 meterKey, uint256 delivered, bytes memory expected) internal {
         _expectReportReverts(meterKey, delivered, uint64(block.timestamp), expected);
+    }
+
+    /// Relays a report of PART measured now for the setUp agreement with `signature`, which the
+    /// market cannot recover a signer from.
+    function _expectBadReportSignature(bytes memory signature) internal {
+        UtilityMarket.DeliveryReport memory report = _reportFor(agreementId, PART, uint64(block.timestamp), 1);
+        _expectRelayReverts(
+            agreement,
+            report,
+            signature,
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketBadReportSignature.selector, agreementId)
+        );
+    }
+
+    /// The digest a meter signs for a report of PART measured now for the setUp agreement.
+    function _reportDigestNow() internal view returns (bytes32) {
+        return _digest(_reportHash(_reportFor(agreementId, PART, uint64(block.timestamp), 1)));
     }
 
     function _stale(uint256 delivered, uint256 recorded) internal view returns (bytes memory) {
@@ -571,6 +640,8 @@ contract ReportDeliveryTest is AgreementTestBase {
         assertEq(payable_, payableFigure);
     }
 
+    // ------------------------------------------------------------ figures
+
     function test_reportDelivery_recordsEachSide() public {
         // The test contract relays, as the gateway would: only the meter's signature counts.
         vm.expectEmit(address(market));
@@ -583,7 +654,8 @@ contract ReportDeliveryTest is AgreementTestBase {
             agreementId, sellerMeter, UtilityMarket.Role.Seller, PART / 2, uint64(block.timestamp), 7
         );
         _report(agreement, sellerMeterKey, PART / 2, 7);
-        // Each side's figure is its own: the seller's lower one is not stale against the buyer's.
+        // Each side's figure is its own: the seller's lower one is not stale against the buyer's,
+        // and the lower of the two is what is payable.
         _assertDelivered(PART, PART / 2, PART / 2);
     }
 
@@ -591,6 +663,18 @@ contract ReportDeliveryTest is AgreementTestBase {
         _report(agreement, buyerMeterKey, PART, 1);
         _report(agreement, buyerMeterKey, PART + 1, 2);
         _assertDelivered(PART + 1, 0, PART + 1);
+    }
+
+    function test_reportDelivery_makesSellersFigurePayableAlone() public {
+        // A buyer's meter that never reports must not deny the seller what its own meter measured.
+        _report(agreement, sellerMeterKey, PART, 1);
+        _assertDelivered(0, PART, PART);
+    }
+
+    function test_reportDelivery_capsSellersFigureByBuyersLower() public {
+        _report(agreement, sellerMeterKey, PART, 1);
+        _report(agreement, buyerMeterKey, PART / 2, 1);
+        _assertDelivered(PART / 2, PART, PART / 2);
     }
 
     function test_reportDelivery_capsAtQuantity() public {
@@ -602,12 +686,44 @@ contract ReportDeliveryTest is AgreementTestBase {
         _assertDelivered(QUANTITY, 0, QUANTITY);
     }
 
+    function test_reportDelivery_acceptsZeroAsFirstFigure() public {
+        // A meter that has measured nothing yet may say so once; the emitted figure is its record.
+        vm.expectEmit(address(market));
+        emit UtilityMarket.DeliveryReported(
+            agreementId, sellerMeter, UtilityMarket.Role.Seller, 0, uint64(block.timestamp), 1
+        );
+        _report(agreement, sellerMeterKey, 0, 1);
+        _assertDelivered(0, 0, 0);
+        _report(agreement, sellerMeterKey, 1, 2);
+        _assertDelivered(0, 1, 1);
+    }
+
+    function test_reportDelivery_countsBuyersZeroAsReported() public {
+        // The buyer's meter said nothing arrived: that caps the seller's figure, unlike silence.
+        _report(agreement, sellerMeterKey, QUANTITY, 1);
+        _assertDelivered(0, QUANTITY, QUANTITY);
+        _report(agreement, buyerMeterKey, 0, 1);
+        _assertDelivered(0, QUANTITY, 0);
+    }
+
+    function test_reportDelivery_revertsOnSecondZero() public {
+        _report(agreement, buyerMeterKey, 0, 1);
+        _expectReportRevertsNow(buyerMeterKey, 0, _stale(0, 0));
+    }
+
     function test_reportDelivery_revertsOnReplay() public {
         (UtilityMarket.DeliveryReport memory report, bytes memory signature) =
             _signedReport(agreement, buyerMeterKey, PART, uint64(block.timestamp));
         market.reportDelivery(agreement, report, signature);
-        vm.expectRevert(_stale(PART, PART));
+        _expectRelayReverts(agreement, report, signature, _stale(PART, PART));
+    }
+
+    function test_reportDelivery_revertsOnReplayOfZero() public {
+        // A first report of 0 is accepted once; replaying it is as stale as any other replay.
+        (UtilityMarket.DeliveryReport memory report, bytes memory signature) =
+            _signedReport(agreement, sellerMeterKey, 0, uint64(block.timestamp));
         market.reportDelivery(agreement, report, signature);
+        _expectRelayReverts(agreement, report, signature, _stale(0, 0));
     }
 
     function test_reportDelivery_revertsOnLowerFigure() public {
@@ -616,14 +732,32 @@ contract ReportDeliveryTest is AgreementTestBase {
         _expectReportRevertsNow(buyerMeterKey, PART - 1, _stale(PART - 1, PART));
     }
 
-    function test_reportDelivery_revertsOnZeroFigure() public {
-        _expectReportRevertsNow(sellerMeterKey, 0, _stale(0, 0));
+    function test_reportDelivery_revertsOnZeroAfterFigure() public {
+        _report(agreement, sellerMeterKey, PART, 1);
+        _expectReportRevertsNow(sellerMeterKey, 0, _stale(0, PART));
     }
 
     function test_reportDelivery_revertsOnceQuantityReached() public {
         _report(agreement, sellerMeterKey, QUANTITY, 1);
         _expectReportRevertsNow(sellerMeterKey, QUANTITY + 1, _stale(QUANTITY, QUANTITY));
     }
+
+    function test_reportDelivery_recordsWhilePaused() public {
+        // Deliveries go on during a pause; losing their reports would cost the seller its pay.
+        _pause();
+        vm.expectEmit(address(market));
+        emit UtilityMarket.DeliveryReported(
+            agreementId, buyerMeter, UtilityMarket.Role.Buyer, QUANTITY, uint64(block.timestamp), 1
+        );
+        _report(agreement, buyerMeterKey, QUANTITY, 1);
+        _report(agreement, sellerMeterKey, PART, 1);
+        _assertDelivered(QUANTITY, PART, PART);
+        // Settlement stays paused.
+        vm.expectRevert(Pausable.EnforcedPause.selector);
+        market.settle(agreement);
+    }
+
+    // ------------------------------------------------------------ meters
 
     function test_reportDelivery_revertsForUnknownMeter() public {
         _expectReportRevertsNow(
@@ -650,6 +784,24 @@ contract ReportDeliveryTest is AgreementTestBase {
         _assertDelivered(PART, 0, PART);
     }
 
+    function test_reportDelivery_refusesReportSignedBeforeRevocationForGood() public {
+        // A report signed by a key before it was revoked (and perhaps stolen) must not count,
+        // which is why the key can never be registered again, to anyone.
+        (UtilityMarket.DeliveryReport memory report, bytes memory signature) =
+            _signedReport(agreement, sellerMeterKey, QUANTITY, uint64(block.timestamp));
+        vm.startPrank(operator);
+        market.revokeMeter(sellerMeter);
+        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketMeterWasRevoked.selector, sellerMeter));
+        market.registerMeter(seller, sellerMeter);
+        vm.stopPrank();
+        _expectRelayReverts(
+            agreement,
+            report,
+            signature,
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketUnknownMeter.selector, sellerMeter)
+        );
+    }
+
     function test_reportDelivery_revertsForThirdProsumersMeter() public {
         (, address neighbourMeter, uint256 neighbourMeterKey) = _addProsumer("neighbour");
         _expectReportRevertsNow(
@@ -659,15 +811,27 @@ contract ReportDeliveryTest is AgreementTestBase {
         );
     }
 
+    function test_reportDelivery_acceptsMeterOfDeregisteredProsumer() public {
+        vm.prank(operator);
+        market.deregisterProsumer(buyer);
+        _report(agreement, buyerMeterKey, QUANTITY, 1);
+        market.settle(agreement);
+        assertEq(token.balanceOf(seller), FUNDS + _escrow(agreement));
+    }
+
+    // ------------------------------------------------------------ agreement and window
+
     function test_reportDelivery_revertsOnReportForOtherAgreement() public {
         UtilityMarket.Agreement memory other = _terms(QUANTITY, PRICE, 2);
         bytes32 otherId = _open(other);
         (UtilityMarket.DeliveryReport memory report, bytes memory signature) =
             _signedReport(other, buyerMeterKey, PART, uint64(block.timestamp));
-        vm.expectRevert(
+        _expectRelayReverts(
+            agreement,
+            report,
+            signature,
             abi.encodeWithSelector(UtilityMarket.UtilityMarketReportMismatch.selector, agreementId, otherId)
         );
-        market.reportDelivery(agreement, report, signature);
     }
 
     function test_reportDelivery_revertsForUnopenedAgreement() public {
@@ -681,11 +845,7 @@ contract ReportDeliveryTest is AgreementTestBase {
     function test_reportDelivery_revertsAfterSettlement() public {
         _report(agreement, buyerMeterKey, QUANTITY, 1);
         market.settle(agreement);
-        _expectReportRevertsNow(
-            sellerMeterKey,
-            PART,
-            abi.encodeWithSelector(UtilityMarket.UtilityMarketAgreementNotOpen.selector, agreementId)
-        );
+        _expectReportRevertsNow(sellerMeterKey, PART, _notOpen(agreementId));
     }
 
     function test_reportDelivery_revertsWhenMeasuredInFuture() public {
@@ -711,31 +871,85 @@ contract ReportDeliveryTest is AgreementTestBase {
         _assertDelivered(PART, 0, PART);
     }
 
-    function test_reportDelivery_revertsOnMalformedSignature() public {
-        UtilityMarket.DeliveryReport memory report = _reportFor(agreementId, PART, uint64(block.timestamp), 1);
-        (bytes32 r, bytes32 vs) = vm.signCompact(buyerMeterKey, _digest(_reportHash(report)));
-        _expectInvalidSignature(address(0), address(0));
-        market.reportDelivery(agreement, report, abi.encodePacked(r, vs));
+    // ------------------------------------------------------------ signatures
+
+    function test_reportDelivery_revertsOnCompactSignature() public {
+        _expectBadReportSignature(_compact(buyerMeterKey, _reportDigestNow()));
+    }
+
+    function test_reportDelivery_revertsOnHighSSignature() public {
+        _expectBadReportSignature(_highSTwin(buyerMeterKey, _reportDigestNow()));
+    }
+
+    function test_reportDelivery_revertsOnEmptySignature() public {
+        _expectBadReportSignature("");
     }
 
     function test_reportDelivery_revertsOnSignatureForOtherMarket() public {
         UtilityMarket other = _otherMarket();
         UtilityMarket.DeliveryReport memory report = _reportFor(agreementId, PART, uint64(block.timestamp), 1);
         bytes memory signature = _signOn(other, buyerMeterKey, _reportHash(report));
-        vm.expectRevert(
+        // Well formed, so it recovers to someone: a key that is no meter here.
+        _expectRelayReverts(
+            agreement,
+            report,
+            signature,
             abi.encodeWithSelector(
                 UtilityMarket.UtilityMarketUnknownMeter.selector, _recoverOn(market, _reportHash(report), signature)
             )
         );
-        market.reportDelivery(agreement, report, signature);
     }
 
-    function test_reportDelivery_acceptsMeterOfDeregisteredProsumer() public {
-        vm.prank(operator);
-        market.deregisterProsumer(buyer);
-        _report(agreement, buyerMeterKey, QUANTITY, 1);
-        market.settle(agreement);
-        assertEq(token.balanceOf(seller), FUNDS + _escrow(agreement));
+    // ------------------------------------------------------------ order of checks
+
+    function test_reportDelivery_checksReportBeforeAgreement() public {
+        // A report wrong in every way, for an agreement never opened: fixing one fault at a time
+        // shows the order of the checks, the report's own (id, time, signature) coming first.
+        UtilityMarket.Agreement memory unopened = _terms(QUANTITY, PRICE, 9);
+        bytes32 unopenedId = _agreementId(unopened);
+        uint64 future = uint64(block.timestamp) + 1;
+        UtilityMarket.DeliveryReport memory report = _reportFor(agreementId, PART, future, 1);
+        bytes memory malformed = _compact(buyerMeterKey, _digest(_reportHash(report)));
+        _expectRelayReverts(
+            unopened,
+            report,
+            malformed,
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketReportMismatch.selector, unopenedId, agreementId)
+        );
+
+        report.agreementId = unopenedId;
+        _expectRelayReverts(
+            unopened,
+            report,
+            malformed,
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketMeasuredOutsideWindow.selector, unopenedId, future)
+        );
+
+        report.measuredAt = uint64(block.timestamp);
+        _expectRelayReverts(
+            unopened,
+            report,
+            malformed,
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketBadReportSignature.selector, unopenedId)
+        );
+
+        // Signed by a key that is no meter: the agreement is looked up before the meter.
+        _expectRelayReverts(unopened, report, _sign(strangerKey, _reportHash(report)), _notOpen(unopenedId));
+    }
+
+    function test_reportDelivery_checksMeterBeforeFigure() public {
+        _report(agreement, buyerMeterKey, PART, 1);
+        // Stale for the buyer's side, but the key is no meter at all.
+        _expectReportRevertsNow(
+            strangerKey, PART - 1, abi.encodeWithSelector(UtilityMarket.UtilityMarketUnknownMeter.selector, stranger)
+        );
+        // A meter of neither party has no figure to be stale against.
+        (, address neighbourMeter, uint256 neighbourMeterKey) = _addProsumer("neighbour");
+        _expectReportRevertsNow(
+            neighbourMeterKey,
+            0,
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketMeterNotAParty.selector, agreementId, neighbourMeter)
+        );
     }
 }
 
@@ -760,16 +974,6 @@ contract SettleTest is AgreementTestBase {
         }
     }
 
-    function _expectTooEarly(UtilityMarket.Agreement memory terms) internal {
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                UtilityMarket.UtilityMarketSettlementTooEarly.selector,
-                _agreementId(terms),
-                uint256(terms.deliveryEnd) + GRACE
-            )
-        );
-    }
-
     /// Settles the setUp agreement expecting `delivered` to be paid for, and checks every balance.
     function _settleAndCheck(uint256 delivered) internal {
         uint256 paid = delivered * PRICE;
@@ -789,7 +993,19 @@ contract SettleTest is AgreementTestBase {
         _settleAndCheck(QUANTITY);
     }
 
-    function test_settle_paysBuyerFigureAfterGrace() public {
+    function test_settle_paysAtOnceWhenBothMetersReportFull() public {
+        _report(agreement, sellerMeterKey, QUANTITY, 1);
+        _report(agreement, buyerMeterKey, QUANTITY, 1);
+        _settleAndCheck(QUANTITY);
+    }
+
+    function test_settle_paysBuyerFigureAloneAfterGrace() public {
+        _report(agreement, buyerMeterKey, 60_000, 1);
+        _warpPastGrace(agreement);
+        _settleAndCheck(60_000);
+    }
+
+    function test_settle_paysBuyerFigureWhenLower() public {
         _report(agreement, buyerMeterKey, 60_000, 1);
         _report(agreement, sellerMeterKey, 70_000, 1);
         _warpPastGrace(agreement);
@@ -808,11 +1024,25 @@ contract SettleTest is AgreementTestBase {
         _settleAndCheck(0);
     }
 
-    function test_settle_paysNothingOnSellerFigureAlone() public {
-        // The seller's meter only caps; without the buyer's meter nothing counts as received.
+    function test_settle_paysSellerFigureAloneOnlyAfterGrace() public {
+        // Payable on the seller's word, but only the buyer's meter can confirm early that it all
+        // arrived: the buyer's meter gets the grace period to report a lower figure.
         _report(agreement, sellerMeterKey, QUANTITY, 1);
+        (,,, uint256 payable_) = market.agreementState(agreementId);
+        assertEq(payable_, QUANTITY);
+        vm.warp(uint256(agreement.deliveryEnd) + GRACE - 1);
         _expectTooEarly(agreement);
         market.settle(agreement);
+        vm.warp(uint256(agreement.deliveryEnd) + GRACE);
+        _settleAndCheck(QUANTITY);
+    }
+
+    function test_settle_buyersLateZeroOutweighsSellersFigure() public {
+        _report(agreement, sellerMeterKey, QUANTITY, 1);
+        // In the grace period, the buyer's meter reports, measured in the window, that nothing came.
+        vm.warp(agreement.deliveryEnd + GRACE / 2);
+        UtilityMarket.DeliveryReport memory report = _reportFor(agreementId, 0, agreement.deliveryEnd, 1);
+        market.reportDelivery(agreement, report, _sign(buyerMeterKey, _reportHash(report)));
         _warpPastGrace(agreement);
         _settleAndCheck(0);
     }
@@ -901,23 +1131,65 @@ contract SettleTest is AgreementTestBase {
         market.settleBatch(batch);
     }
 
-    function test_settleBatch_revertsOnDuplicate() public {
+    function test_settleBatch_skipsDuplicate() public {
         _report(agreement, buyerMeterKey, QUANTITY, 1);
         UtilityMarket.Agreement[] memory batch = new UtilityMarket.Agreement[](2);
         (batch[0], batch[1]) = (agreement, agreement);
-        _expectNotOpen(agreementId);
+        vm.expectEmit(address(market));
+        emit UtilityMarket.AgreementSettled(agreementId, QUANTITY, _escrow(agreement), 0);
+        vm.expectEmit(address(market));
+        emit UtilityMarket.SettlementSkipped(agreementId);
         market.settleBatch(batch);
-        // All or nothing: the first settlement was rolled back with the duplicate.
+        // Paid once.
+        assertEq(token.balanceOf(seller), FUNDS + _escrow(agreement));
+        assertEq(token.balanceOf(address(market)), 0);
+        _assertClosed(agreementId);
+    }
+
+    function test_settleBatch_skipsAgreementSettledFirst() public {
+        // A keeper's batch must not fail because someone settled one of its agreements meanwhile.
+        UtilityMarket.Agreement memory other = _terms(QUANTITY, PRICE, 2);
+        bytes32 otherId = _open(other);
+        _report(agreement, buyerMeterKey, QUANTITY, 1);
+        _report(other, buyerMeterKey, QUANTITY, 1);
+        market.settle(agreement);
+
+        UtilityMarket.Agreement[] memory batch = new UtilityMarket.Agreement[](2);
+        (batch[0], batch[1]) = (agreement, other);
+        vm.expectEmit(address(market));
+        emit UtilityMarket.SettlementSkipped(agreementId);
+        vm.expectEmit(address(market));
+        emit UtilityMarket.AgreementSettled(otherId, QUANTITY, _escrow(other), 0);
+        market.settleBatch(batch);
+        assertEq(token.balanceOf(seller), FUNDS + _escrow(agreement) + _escrow(other));
+        assertEq(token.balanceOf(address(market)), 0);
+    }
+
+    function test_settleBatch_skipsTermsOfNoOpenAgreement() public {
+        // Altered terms name an id that was never opened, which the batch cannot tell from one
+        // settled earlier: skipped too, and nothing moves.
+        UtilityMarket.Agreement memory altered = agreement;
+        altered.unitPrice *= 2;
+        UtilityMarket.Agreement[] memory batch = new UtilityMarket.Agreement[](1);
+        batch[0] = altered;
+        vm.expectEmit(address(market));
+        emit UtilityMarket.SettlementSkipped(_agreementId(altered));
+        market.settleBatch(batch);
         _assertOpen(agreementId);
         assertEq(token.balanceOf(address(market)), _escrow(agreement));
     }
 
     function test_settleBatch_revertsWhenOneIsTooEarly() public {
+        UtilityMarket.Agreement memory settled = _terms(QUANTITY, PRICE, 2);
+        _open(settled);
+        _report(settled, buyerMeterKey, QUANTITY, 1);
+        market.settle(settled);
         _report(agreement, buyerMeterKey, QUANTITY, 1);
-        UtilityMarket.Agreement[] memory batch = new UtilityMarket.Agreement[](2);
-        (batch[0], batch[1]) = (agreement, _terms(QUANTITY, PRICE, 2));
-        _open(batch[1]);
-        _expectTooEarly(batch[1]);
+        UtilityMarket.Agreement[] memory batch = new UtilityMarket.Agreement[](3);
+        (batch[0], batch[1], batch[2]) = (settled, agreement, _terms(QUANTITY, PRICE, 3));
+        _open(batch[2]);
+        // Skipping is for agreements already closed; one still running fails the whole batch.
+        _expectTooEarly(batch[2]);
         market.settleBatch(batch);
         _assertOpen(agreementId);
     }
@@ -967,6 +1239,42 @@ contract ProviderTradeTest is AgreementTestBase {
         vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketTariffBeyondLimit.selector, tariff, limit));
     }
 
+    function _expectInvalidWindow(uint64 start, uint64 end) internal {
+        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidWindow.selector, start, end));
+    }
+
+    function _expectSaleLimit(address prosumer, uint256 wouldBeOpen, uint256 limit) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketProviderSaleLimit.selector, prosumer, wouldBeOpen, limit)
+        );
+    }
+
+    /// The provider's escrow for a sale of `quantity` at the fixture's buying tariff.
+    function _saleEscrow(uint256 quantity) internal pure returns (uint256) {
+        return quantity * PROVIDER_BUYS_AT;
+    }
+
+    /// `prosumer` sells `quantity` to the provider at the fixture's buying tariff.
+    function _sell(address prosumer, uint256 quantity) internal returns (UtilityMarket.Agreement memory terms) {
+        terms = _providerTerms(UtilityMarket.Role.Seller, prosumer, quantity);
+        assertEq(_tradeAs(prosumer, UtilityMarket.Role.Seller, quantity, PROVIDER_BUYS_AT), _agreementId(terms));
+    }
+
+    function _setSaleLimit(uint256 limit) internal {
+        vm.prank(operator);
+        market.setProviderSaleLimit(limit);
+    }
+
+    /// Registers the provider as a prosumer with a meter of its own, which the fixture's provider lacks.
+    function _meterProvider() internal returns (uint256 providerMeterKey) {
+        address providerMeter;
+        (providerMeter, providerMeterKey) = makeAddrAndKey("providerMeter");
+        vm.startPrank(operator);
+        market.registerProsumer(provider);
+        market.registerMeter(provider, providerMeter);
+        vm.stopPrank();
+    }
+
     function test_tradeWithProvider_buyingEscrowsProsumerTokens() public {
         _assertTradeEscrows(UtilityMarket.Role.Buyer, buyer, buyer);
     }
@@ -984,23 +1292,64 @@ contract ProviderTradeTest is AgreementTestBase {
         assertEq(token.balanceOf(buyer), FUNDS - PART * PROVIDER_SELLS_AT);
     }
 
-    function test_tradeWithProvider_sellingPaysSellersMeterFigureAlone() public {
-        // Even a meter on the provider's side must not lower what the seller's meter measured.
-        (address providerMeter, uint256 providerMeterKey) = makeAddrAndKey("providerMeter");
-        vm.startPrank(operator);
-        market.registerProsumer(provider);
-        market.registerMeter(provider, providerMeter);
-        vm.stopPrank();
+    function test_tradeWithProvider_sellingSettlesAtOnceOnSellersFullFigure() public {
+        // The provider has no meter here: in a sale to it, the seller's meter confirms delivery.
+        UtilityMarket.Agreement memory terms = _trade(UtilityMarket.Role.Seller, seller);
+        _report(terms, sellerMeterKey, QUANTITY, 1);
+        market.settle(terms);
+        assertEq(token.balanceOf(seller), FUNDS + _saleEscrow(QUANTITY));
+        assertEq(token.balanceOf(provider), FUNDS - _saleEscrow(QUANTITY));
+    }
+
+    function test_tradeWithProvider_sellingPaysSellersPartAfterGrace() public {
+        UtilityMarket.Agreement memory terms = _trade(UtilityMarket.Role.Seller, seller);
+        _report(terms, sellerMeterKey, PART, 1);
+        _expectTooEarly(terms);
+        market.settle(terms);
+        _warpPastGrace(terms);
+        market.settle(terms);
+        assertEq(token.balanceOf(seller), FUNDS + _saleEscrow(PART));
+        assertEq(token.balanceOf(provider), FUNDS - _saleEscrow(PART));
+    }
+
+    function test_tradeWithProvider_providersOwnMeterCapsSale() public {
+        // Should the provider have a meter here after all, it guards the provider as any buyer's
+        // meter guards its buyer: the lower figure is payable.
+        uint256 providerMeterKey = _meterProvider();
         UtilityMarket.Agreement memory terms = _trade(UtilityMarket.Role.Seller, seller);
         _report(terms, providerMeterKey, PART, 1);
         _report(terms, sellerMeterKey, QUANTITY, 1);
-
         (,,, uint256 payable_) = market.agreementState(_agreementId(terms));
-        assertEq(payable_, QUANTITY);
-        // Complete on the seller's figure, so no waiting.
+        assertEq(payable_, PART);
+        _expectTooEarly(terms);
         market.settle(terms);
-        assertEq(token.balanceOf(seller), FUNDS + QUANTITY * PROVIDER_BUYS_AT);
-        assertEq(token.balanceOf(provider), FUNDS - QUANTITY * PROVIDER_BUYS_AT);
+        _warpPastGrace(terms);
+        market.settle(terms);
+        assertEq(token.balanceOf(seller), FUNDS + _saleEscrow(PART));
+    }
+
+    function test_tradeWithProvider_providersMeterCannotConfirmSaleEarly() public {
+        // Early settlement of a sale to the provider waits for the seller's meter, not the buyer's.
+        uint256 providerMeterKey = _meterProvider();
+        UtilityMarket.Agreement memory terms = _trade(UtilityMarket.Role.Seller, seller);
+        _report(terms, providerMeterKey, QUANTITY, 1);
+        _expectTooEarly(terms);
+        market.settle(terms);
+        _warpPastGrace(terms);
+        market.settle(terms);
+        assertEq(token.balanceOf(seller), FUNDS + _saleEscrow(QUANTITY));
+    }
+
+    function test_tradeWithProvider_buyingSettlesAtOnceOnlyOnBuyersFullFigure() public {
+        // A purchase from the provider is an ordinary agreement: its seller's meter cannot confirm.
+        uint256 providerMeterKey = _meterProvider();
+        UtilityMarket.Agreement memory terms = _trade(UtilityMarket.Role.Buyer, buyer);
+        _report(terms, providerMeterKey, QUANTITY, 1);
+        _expectTooEarly(terms);
+        market.settle(terms);
+        _report(terms, buyerMeterKey, QUANTITY, 1);
+        market.settle(terms);
+        assertEq(token.balanceOf(provider), FUNDS + QUANTITY * PROVIDER_SELLS_AT);
     }
 
     function test_tradeWithProvider_sellingRefundsProviderWithoutSellersReport() public {
@@ -1068,9 +1417,29 @@ contract ProviderTradeTest is AgreementTestBase {
     function test_tradeWithProvider_revertsOnPastWindow() public {
         uint64 start = uint64(block.timestamp) - WINDOW;
         uint64 end = uint64(block.timestamp);
-        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidWindow.selector, start, end));
+        _expectInvalidWindow(start, end);
         vm.prank(buyer);
         market.tradeWithProvider(UtilityMarket.Role.Buyer, QUANTITY, start, end, PROVIDER_SELLS_AT);
+    }
+
+    function test_tradeWithProvider_revertsOnWindowStartedBeforeNow() public {
+        // A second in the past would let a meter report deliveries made before the trade existed.
+        uint64 start = uint64(block.timestamp) - 1;
+        uint64 end = uint64(block.timestamp) + WINDOW;
+        _expectInvalidWindow(start, end);
+        vm.prank(seller);
+        market.tradeWithProvider(UtilityMarket.Role.Seller, QUANTITY, start, end, PROVIDER_BUYS_AT);
+    }
+
+    function test_tradeWithProvider_acceptsLaterWindowUpToLimit() public {
+        uint64 start = uint64(block.timestamp) + 1 days;
+        uint64 end = uint64(block.timestamp) + market.MAX_PROVIDER_TRADE_WINDOW();
+        UtilityMarket.Agreement memory terms = _providerTerms(UtilityMarket.Role.Seller, seller, QUANTITY);
+        (terms.deliveryStart, terms.deliveryEnd) = (start, end);
+        vm.prank(seller);
+        bytes32 id = market.tradeWithProvider(UtilityMarket.Role.Seller, QUANTITY, start, end, PROVIDER_BUYS_AT);
+        assertEq(id, _agreementId(terms));
+        _assertOpen(id);
     }
 
     function test_tradeWithProvider_revertsWithoutProviderAllowance() public {
@@ -1101,9 +1470,98 @@ contract ProviderTradeTest is AgreementTestBase {
     function test_tradeWithProvider_revertsOnWindowBeyondLimit() public {
         uint64 start = uint64(block.timestamp);
         uint64 end = start + market.MAX_PROVIDER_TRADE_WINDOW() + 1;
-        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidWindow.selector, start, end));
+        _expectInvalidWindow(start, end);
         vm.prank(seller);
         market.tradeWithProvider(UtilityMarket.Role.Seller, QUANTITY, start, end, PROVIDER_BUYS_AT);
+    }
+
+    // ------------------------------------------------------ provider sale limit
+
+    function test_tradeWithProvider_sellingRecordsProviderSaleEscrow() public {
+        _sell(seller, QUANTITY);
+        _sell(seller, PART);
+        assertEq(market.providerSaleEscrow(seller), _saleEscrow(QUANTITY + PART));
+        // Purchases from the provider escrow the prosumer's own tokens: not counted.
+        _trade(UtilityMarket.Role.Buyer, buyer);
+        assertEq(market.providerSaleEscrow(buyer), 0);
+    }
+
+    function test_tradeWithProvider_acceptsSalesUpToLimit() public {
+        uint256 limit = _saleEscrow(2 * QUANTITY);
+        _setSaleLimit(limit);
+        _sell(seller, QUANTITY);
+        _sell(seller, QUANTITY);
+        assertEq(market.providerSaleEscrow(seller), limit);
+        // One milli-unit more would leave more than the limit in escrow at once.
+        _expectSaleLimit(seller, limit + _saleEscrow(1), limit);
+        _tradeAs(seller, UtilityMarket.Role.Seller, 1, PROVIDER_BUYS_AT);
+        assertEq(market.providerTradeNonce(), 2);
+        assertEq(token.balanceOf(provider), FUNDS - limit);
+    }
+
+    function test_tradeWithProvider_limitsEachProsumerApart() public {
+        uint256 limit = _saleEscrow(QUANTITY);
+        _setSaleLimit(limit);
+        _sell(seller, QUANTITY);
+        // The buyer of the fixture sells too, with a limit of its own.
+        _sell(buyer, QUANTITY);
+        assertEq(market.providerSaleEscrow(buyer), limit);
+        _expectSaleLimit(seller, limit + _saleEscrow(QUANTITY), limit);
+        _tradeAs(seller, UtilityMarket.Role.Seller, QUANTITY, PROVIDER_BUYS_AT);
+    }
+
+    function test_tradeWithProvider_doesNotLimitPurchases() public {
+        _setSaleLimit(0);
+        _trade(UtilityMarket.Role.Buyer, seller);
+        assertEq(market.providerSaleEscrow(seller), 0);
+    }
+
+    function test_tradeWithProvider_zeroLimitStillAcceptsSaleEscrowingNothing() public {
+        // The limit bounds the provider's tokens at stake; a sale at a zero tariff stakes none.
+        vm.startPrank(operator);
+        market.setProviderSaleLimit(0);
+        market.setTariffs(PROVIDER_SELLS_AT, 0);
+        vm.stopPrank();
+        vm.prank(seller);
+        market.tradeWithProvider(
+            UtilityMarket.Role.Seller, QUANTITY, uint64(block.timestamp), uint64(block.timestamp) + WINDOW, 0
+        );
+        assertEq(market.providerSaleEscrow(seller), 0);
+    }
+
+    function test_settle_freesWholeSaleEscrowOfPartDelivery() public {
+        uint256 limit = _saleEscrow(QUANTITY);
+        _setSaleLimit(limit);
+        UtilityMarket.Agreement memory terms = _sell(seller, QUANTITY);
+        _report(terms, sellerMeterKey, PART, 1);
+        _warpPastGrace(terms);
+        market.settle(terms);
+        // Paid for the part, refunded the rest: none of the provider's tokens is at stake any more.
+        assertEq(market.providerSaleEscrow(seller), 0);
+        _sell(seller, QUANTITY);
+        assertEq(market.providerSaleEscrow(seller), limit);
+    }
+
+    function test_settleBatch_freesSaleEscrow() public {
+        UtilityMarket.Agreement[] memory batch = new UtilityMarket.Agreement[](2);
+        batch[0] = _sell(seller, QUANTITY);
+        batch[1] = _sell(seller, PART);
+        _report(batch[0], sellerMeterKey, QUANTITY, 1);
+        _report(batch[1], sellerMeterKey, PART, 1);
+        market.settleBatch(batch);
+        assertEq(market.providerSaleEscrow(seller), 0);
+    }
+
+    function test_setProviderSaleLimit_belowOpenSalesKeepsThemOpen() public {
+        UtilityMarket.Agreement memory terms = _sell(seller, QUANTITY);
+        _setSaleLimit(0);
+        _expectSaleLimit(seller, _saleEscrow(QUANTITY + 1), 0);
+        _tradeAs(seller, UtilityMarket.Role.Seller, 1, PROVIDER_BUYS_AT);
+        // The open sale is not undone: it is delivered and settles as agreed.
+        _report(terms, sellerMeterKey, QUANTITY, 1);
+        market.settle(terms);
+        assertEq(token.balanceOf(seller), FUNDS + _saleEscrow(QUANTITY));
+        assertEq(market.providerSaleEscrow(seller), 0);
     }
 }
 

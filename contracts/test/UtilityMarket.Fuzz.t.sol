@@ -30,48 +30,74 @@ contract UtilityMarketFuzzTest is MarketFixture {
         revert("no AgreementOpened");
     }
 
-    function _holdings() internal view returns (uint256 sellers, uint256 buyers, uint256 escrowed) {
-        return (token.balanceOf(seller), token.balanceOf(buyer), token.balanceOf(address(market)));
+    /// The balances of the parties to `terms` (the provider may be one) and of the market.
+    function _holdings(UtilityMarket.Agreement memory terms)
+        internal
+        view
+        returns (uint256 sellers, uint256 buyers, uint256 escrowed)
+    {
+        return (token.balanceOf(terms.seller), token.balanceOf(terms.buyer), token.balanceOf(address(market)));
     }
 
     function _min(uint256 a, uint256 b) internal pure returns (uint256) {
         return a < b ? a : b;
     }
 
-    /// Posts one report measured now and predicts its outcome from `recorded`, the side's
-    /// figure so far; returns the side's figure afterwards.
+    /// What the model knows of one side's meter: whether it has reported, and its figure.
+    struct Side {
+        bool reported;
+        uint256 figure;
+    }
+
+    /// The payable delivery: the lower figure where both meters reported, else the one side's
+    /// that did, else nothing.
+    function _payable(Side memory buyerSide, Side memory sellerSide) internal pure returns (uint256) {
+        if (!buyerSide.reported) return sellerSide.figure;
+        if (!sellerSide.reported) return buyerSide.figure;
+        return _min(buyerSide.figure, sellerSide.figure);
+    }
+
+    /// Posts one report measured now and predicts its outcome from `side`, the model of the
+    /// reporting side so far: its first figure may be anything, 0 included; after that, only a
+    /// figure above the recorded one counts. Returns the side afterwards.
     function _reportAndPredict(
         UtilityMarket.Agreement memory terms,
         uint256 meterKey,
         uint256 figure,
-        uint256 recorded,
+        Side memory side,
         uint64 seq
-    ) internal returns (uint256) {
+    ) internal returns (Side memory) {
         bytes32 id = _agreementId(terms);
         UtilityMarket.DeliveryReport memory report = _reportFor(id, figure, uint64(block.timestamp), seq);
         bytes memory signature = _sign(meterKey, _reportHash(report));
         uint256 counted = _min(figure, terms.quantity);
-        if (counted <= recorded) {
+        if (side.reported && counted <= side.figure) {
             vm.expectRevert(
-                abi.encodeWithSelector(UtilityMarket.UtilityMarketStaleReport.selector, id, counted, recorded)
+                abi.encodeWithSelector(UtilityMarket.UtilityMarketStaleReport.selector, id, counted, side.figure)
             );
+            market.reportDelivery(terms, report, signature);
+            return side;
         }
         market.reportDelivery(terms, report, signature);
-        return counted > recorded ? counted : recorded;
+        return Side({reported: true, figure: counted});
     }
 
     /// Sends the fuzzed reports in the fuzzed order: bit i of `sellerSides` picks whose meter
-    /// sends report i. Returns each side's figure as the model expects the market to record it.
-    function _reportAll(UtilityMarket.Agreement memory terms, uint256[REPORTS] memory figures, uint8 sellerSides)
-        internal
-        returns (uint256 buyerFigure, uint256 sellerFigure)
-    {
+    /// sends report i, and bit i of `skipped` leaves report i out, so either meter may stay
+    /// silent. Returns each side as the model expects the market to record it.
+    function _reportAll(
+        UtilityMarket.Agreement memory terms,
+        uint256[REPORTS] memory figures,
+        uint8 sellerSides,
+        uint8 skipped
+    ) internal returns (Side memory buyerSide, Side memory sellerSide) {
         for (uint64 i = 0; i < REPORTS; ++i) {
+            if ((skipped >> i) & 1 == 1) continue;
             uint256 figure = bound(figures[i], 0, terms.quantity * 2);
             if ((sellerSides >> i) & 1 == 1) {
-                sellerFigure = _reportAndPredict(terms, sellerMeterKey, figure, sellerFigure, i);
+                sellerSide = _reportAndPredict(terms, sellerMeterKey, figure, sellerSide, i);
             } else {
-                buyerFigure = _reportAndPredict(terms, buyerMeterKey, figure, buyerFigure, i);
+                buyerSide = _reportAndPredict(terms, buyerMeterKey, figure, buyerSide, i);
             }
         }
     }
@@ -79,10 +105,10 @@ contract UtilityMarketFuzzTest is MarketFixture {
     /// Settles and checks that the seller got exactly payable * price, the buyer the rest of the
     /// escrow, and that no token was created, lost or left behind.
     function _settleAndCheck(UtilityMarket.Agreement memory terms, uint256 payable_) internal {
-        (uint256 sellers, uint256 buyers, uint256 escrow) = _holdings();
+        (uint256 sellers, uint256 buyers, uint256 escrow) = _holdings(terms);
         uint256 supply = token.totalSupply();
         market.settle(terms);
-        (uint256 sellersAfter, uint256 buyersAfter, uint256 escrowAfter) = _holdings();
+        (uint256 sellersAfter, uint256 buyersAfter, uint256 escrowAfter) = _holdings(terms);
         assertEq(sellersAfter, sellers + payable_ * terms.unitPrice);
         assertEq(buyersAfter, buyers + (terms.quantity - payable_) * terms.unitPrice);
         assertEq(escrowAfter, 0);
@@ -90,39 +116,56 @@ contract UtilityMarketFuzzTest is MarketFixture {
         assertEq(token.totalSupply(), supply);
     }
 
+    /// Settles at once if `confirmed` (the receiving side's meter reported) and the whole
+    /// quantity is payable; otherwise requires the TooEarly revert, then settles after grace.
+    function _settleWhenDue(UtilityMarket.Agreement memory terms, bool confirmed, uint256 payable_) internal {
+        if (!confirmed || payable_ != terms.quantity) {
+            uint256 settleableAt = uint256(terms.deliveryEnd) + GRACE;
+            vm.expectRevert(
+                abi.encodeWithSelector(
+                    UtilityMarket.UtilityMarketSettlementTooEarly.selector, _agreementId(terms), settleableAt
+                )
+            );
+            market.settle(terms);
+            vm.warp(settleableAt);
+        }
+        _settleAndCheck(terms, payable_);
+    }
+
     function testFuzz_settle_paysPayableAndRefundsTheRest(
         uint256 quantity,
         uint256 price,
         uint256[REPORTS] memory figures,
-        uint8 sellerSides
+        uint8 sellerSides,
+        uint8 skipped
     ) public {
         quantity = bound(quantity, 1, type(uint96).max);
         price = bound(price, 0, type(uint128).max);
         UtilityMarket.Agreement memory terms = _openFunded(quantity, price);
         assertEq(token.balanceOf(address(market)), quantity * price);
 
-        (uint256 buyerFigure, uint256 sellerFigure) = _reportAll(terms, figures, sellerSides);
+        (Side memory buyerSide, Side memory sellerSide) = _reportAll(terms, figures, sellerSides, skipped);
         (, uint256 buyerDelivered, uint256 sellerDelivered, uint256 payable_) =
             market.agreementState(_agreementId(terms));
-        assertEq(buyerDelivered, buyerFigure);
-        assertEq(sellerDelivered, sellerFigure);
+        assertEq(buyerDelivered, buyerSide.figure);
+        assertEq(sellerDelivered, sellerSide.figure);
         assertLe(buyerDelivered, quantity);
         assertLe(sellerDelivered, quantity);
-        // The buyer's figure, capped by the seller's once the seller's meter has spoken.
-        assertEq(payable_, sellerFigure == 0 ? buyerFigure : _min(buyerFigure, sellerFigure));
+        assertEq(payable_, _payable(buyerSide, sellerSide));
 
-        _warpPastGrace(terms);
-        _settleAndCheck(terms, payable_);
+        // In an agreement between prosumers, the buyer's meter is the one that confirms early.
+        _settleWhenDue(terms, buyerSide.reported, payable_);
     }
 
     function testFuzz_tradeWithProvider_saleToProviderPaysSellersFigure(
         uint256 quantity,
         uint256 tariff,
-        uint256 sellerFigure
+        uint256 sellerFigure,
+        bool sellerReports
     ) public {
         quantity = bound(quantity, 1, type(uint96).max);
         tariff = bound(tariff, 0, type(uint128).max);
-        sellerFigure = bound(sellerFigure, 1, quantity * 2);
+        sellerFigure = bound(sellerFigure, 0, quantity * 2);
         vm.startPrank(operator);
         market.setTariffs(PROVIDER_SELLS_AT, tariff);
         token.mint(provider, quantity * tariff);
@@ -136,14 +179,68 @@ contract UtilityMarketFuzzTest is MarketFixture {
         );
         UtilityMarket.Agreement memory terms = _openedTerms();
         assertEq(_agreementId(terms), id);
-        _report(terms, sellerMeterKey, sellerFigure, 1);
+        assertEq(market.providerSaleEscrow(seller), quantity * tariff);
+        if (sellerReports) _report(terms, sellerMeterKey, sellerFigure, 1);
 
-        uint256 payable_ = _min(sellerFigure, quantity);
-        _warpPastGrace(terms);
-        market.settle(terms);
+        // The provider has no meter here: the seller's meter alone measures, and confirms early.
+        uint256 payable_ = sellerReports ? _min(sellerFigure, quantity) : 0;
+        (,,, uint256 marketPayable) = market.agreementState(id);
+        assertEq(marketPayable, payable_);
+        _settleWhenDue(terms, sellerReports, payable_);
         assertEq(token.balanceOf(seller), FUNDS + payable_ * tariff);
         assertEq(token.balanceOf(provider), providersBefore - payable_ * tariff);
-        assertEq(token.balanceOf(address(market)), 0);
+        assertEq(market.providerSaleEscrow(seller), 0);
+    }
+
+    function testFuzz_tradeWithProvider_keepsSaleEscrowWithinLimit(uint256 limit, uint256[4] memory quantities) public {
+        limit = bound(limit, 0, 4 * QUANTITY * PROVIDER_BUYS_AT);
+        vm.prank(operator);
+        market.setProviderSaleLimit(limit);
+        uint256 open;
+        for (uint256 i = 0; i < quantities.length; ++i) {
+            uint256 quantity = bound(quantities[i], 1, 2 * QUANTITY);
+            uint256 wouldBeOpen = open + quantity * PROVIDER_BUYS_AT;
+            bool refused = wouldBeOpen > limit;
+            if (refused) {
+                vm.expectRevert(
+                    abi.encodeWithSelector(
+                        UtilityMarket.UtilityMarketProviderSaleLimit.selector, seller, wouldBeOpen, limit
+                    )
+                );
+            }
+            vm.prank(seller);
+            market.tradeWithProvider(
+                UtilityMarket.Role.Seller,
+                quantity,
+                uint64(block.timestamp),
+                uint64(block.timestamp) + WINDOW,
+                PROVIDER_BUYS_AT
+            );
+            if (!refused) open = wouldBeOpen;
+            assertEq(market.providerSaleEscrow(seller), open);
+        }
+        assertLe(open, limit);
+        assertEq(token.balanceOf(address(market)), open);
+    }
+
+    function testFuzz_tradeWithProvider_windowStartsNowAtEarliest(uint256 startSeed, uint256 lengthSeed, bool buying)
+        public
+    {
+        uint64 start = uint64(bound(startSeed, block.timestamp - 1 days, block.timestamp + 8 days));
+        uint64 end = start + uint64(bound(lengthSeed, 1, 8 days));
+        bool refused = start < block.timestamp || end > block.timestamp + market.MAX_PROVIDER_TRADE_WINDOW();
+        if (refused) {
+            vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidWindow.selector, start, end));
+        }
+        vm.prank(buying ? buyer : seller);
+        market.tradeWithProvider(
+            buying ? UtilityMarket.Role.Buyer : UtilityMarket.Role.Seller,
+            QUANTITY,
+            start,
+            end,
+            buying ? PROVIDER_SELLS_AT : PROVIDER_BUYS_AT
+        );
+        assertEq(market.providerTradeNonce(), refused ? 0 : 1);
     }
 
     function testFuzz_reportDelivery_refusesFigureNotAboveRecorded(uint256 first, uint256 second, bool bySellersMeter)
@@ -152,12 +249,14 @@ contract UtilityMarketFuzzTest is MarketFixture {
         UtilityMarket.Agreement memory terms = _terms();
         _open(terms);
         uint256 meterKey = bySellersMeter ? sellerMeterKey : buyerMeterKey;
-        first = bound(first, 1, QUANTITY * 2);
+        // The first figure counts whatever it is, 0 included.
+        first = bound(first, 0, QUANTITY * 2);
         second = bound(second, 0, first);
-        uint256 recorded = _reportAndPredict(terms, meterKey, first, 0, 1);
-        assertEq(recorded, _min(first, QUANTITY));
+        Side memory recorded = _reportAndPredict(terms, meterKey, first, Side(false, 0), 1);
+        assertTrue(recorded.reported);
+        assertEq(recorded.figure, _min(first, QUANTITY));
         // _reportAndPredict expects the StaleReport revert: second never counts for more.
-        assertEq(_reportAndPredict(terms, meterKey, second, recorded, 2), recorded);
+        assertEq(_reportAndPredict(terms, meterKey, second, recorded, 2).figure, recorded.figure);
     }
 
     function testFuzz_reportDelivery_acceptsOnlyPartiesMeters(uint256 key, bool useBuyersMeter) public {

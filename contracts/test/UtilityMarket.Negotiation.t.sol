@@ -19,9 +19,14 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         market.registerProsumer(intruder);
     }
 
+    /// An open request: any prosumer may join.
     function _request(address requester, UtilityMarket.Role role) internal returns (bytes32) {
+        return _request(requester, role, address(0));
+    }
+
+    function _request(address requester, UtilityMarket.Role role, address invitee) internal returns (bytes32) {
         vm.prank(requester);
-        return market.requestNegotiation(NONCE, role, QUANTITY);
+        return market.requestNegotiation(NONCE, role, QUANTITY, invitee);
     }
 
     function _join(bytes32 negotiationId, address counterparty) internal {
@@ -54,9 +59,17 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         });
     }
 
+    /// Signs `offer` with `key` and posts it as its proposer.
     function _post(UtilityMarket.Offer memory offer, uint256 key) internal returns (bytes32 offerHash) {
         offerHash = _offerHash(offer);
-        market.postOffer(offer, _sign(key, offerHash));
+        _send(offer.proposer, offer, _sign(key, offerHash));
+    }
+
+    /// Posts `offer` as `sender`. The signature is made beforehand: signing reads the domain from
+    /// the market, which would use up the prank.
+    function _send(address sender, UtilityMarket.Offer memory offer, bytes memory signature) internal {
+        vm.prank(sender);
+        market.postOffer(offer, signature);
     }
 
     /// Seller's then buyer's offer on a joined negotiation; returns both hashes.
@@ -69,6 +82,14 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         (,, state,,,) = market.negotiations(negotiationId);
     }
 
+    function _counterparty(bytes32 negotiationId) internal view returns (address counterparty) {
+        (,,,, counterparty,) = market.negotiations(negotiationId);
+    }
+
+    function _lastOffer(bytes32 negotiationId) internal view returns (bytes32 lastOffer) {
+        (,,,,, lastOffer) = market.negotiations(negotiationId);
+    }
+
     function _agreementFor(bytes32 negotiationId, bytes32 transcript, uint256 nonce)
         internal
         view
@@ -79,15 +100,51 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         terms.transcriptHash = transcript;
     }
 
+    function _closed(bytes32 negotiationId, UtilityMarket.NegotiationState state) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(UtilityMarket.UtilityMarketNegotiationClosed.selector, negotiationId, state);
+    }
+
+    function _notAParty(bytes32 negotiationId, address account) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(UtilityMarket.UtilityMarketNotAParty.selector, negotiationId, account);
+    }
 
     function _expectClosed(bytes32 negotiationId, UtilityMarket.NegotiationState state) internal {
-        vm.expectRevert(
-            abi.encodeWithSelector(UtilityMarket.UtilityMarketNegotiationClosed.selector, negotiationId, state)
-        );
+        vm.expectRevert(_closed(negotiationId, state));
     }
 
     function _expectNotAParty(bytes32 negotiationId, address account) internal {
-        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketNotAParty.selector, negotiationId, account));
+        vm.expectRevert(_notAParty(negotiationId, account));
+    }
+
+    function _expectNotInvited(bytes32 negotiationId, address account) internal {
+        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketNotInvited.selector, negotiationId, account));
+    }
+
+    /// Opens `terms` signed by `sellerSigner` and `buyerSigner` and requires the exact revert `expected`.
+    function _expectOpenReverts(
+        UtilityMarket.Agreement memory terms,
+        uint256 sellerSigner,
+        uint256 buyerSigner,
+        bytes memory expected
+    ) internal {
+        (bytes memory sellerSig, bytes memory buyerSig) = _signed(terms, sellerSigner, buyerSigner);
+        vm.expectRevert(expected);
+        market.openAgreement(terms, sellerSig, buyerSig);
+    }
+
+    /// Opens the agreement of `negotiationId` on `transcript`, expecting NegotiationConcluded.
+    function _conclude(bytes32 negotiationId, bytes32 transcript) internal returns (bytes32 agreementId) {
+        UtilityMarket.Agreement memory terms = _agreementFor(negotiationId, transcript, 1);
+        (bytes memory sellerSig, bytes memory buyerSig) = _signed(terms, sellerKey, buyerKey);
+        bytes32 expectedId = _agreementId(terms);
+        // Concluded before the agreement opens, so an indexer sees the link before the agreement.
+        vm.expectEmit(address(market));
+        emit UtilityMarket.NegotiationConcluded(negotiationId, expectedId);
+        vm.expectEmit(address(market));
+        emit UtilityMarket.AgreementOpened(expectedId, seller, buyer, terms);
+        agreementId = market.openAgreement(terms, sellerSig, buyerSig);
+        assertEq(agreementId, expectedId);
+        _assertState(negotiationId, UtilityMarket.NegotiationState.Agreed);
     }
 
     function _assertState(bytes32 negotiationId, UtilityMarket.NegotiationState expected) internal view {
@@ -99,7 +156,7 @@ contract UtilityMarketNegotiationTest is MarketFixture {
     function test_requestNegotiation_recordsRequest() public {
         bytes32 expectedId = keccak256(abi.encode(seller, "biogas", NONCE));
         vm.expectEmit(address(market));
-        emit UtilityMarket.NegotiationRequested(expectedId, seller, UtilityMarket.Role.Seller, QUANTITY);
+        emit UtilityMarket.NegotiationRequested(expectedId, seller, UtilityMarket.Role.Seller, QUANTITY, address(0));
         bytes32 id = _request(seller, UtilityMarket.Role.Seller);
 
         assertEq(id, expectedId);
@@ -119,6 +176,22 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         assertEq(lastOffer, bytes32(0));
     }
 
+    function test_requestNegotiation_recordsInviteeAsCounterparty() public {
+        bytes32 expectedId = keccak256(abi.encode(buyer, "biogas", NONCE));
+        vm.expectEmit(address(market));
+        emit UtilityMarket.NegotiationRequested(expectedId, buyer, UtilityMarket.Role.Buyer, QUANTITY, seller);
+        bytes32 id = _request(buyer, UtilityMarket.Role.Buyer, seller);
+        // Held as the counterparty from the start, so only the invitee can join or agree.
+        assertEq(_counterparty(id), seller);
+        _assertState(id, UtilityMarket.NegotiationState.Requested);
+    }
+
+    function test_requestNegotiation_revertsWhenInvitingSelf() public {
+        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketSelfTrade.selector, seller));
+        bytes32 id = _request(seller, UtilityMarket.Role.Seller, seller);
+        _assertState(id, UtilityMarket.NegotiationState.None);
+    }
+
     function test_requestNegotiation_revertsForNonProsumer() public {
         vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketNotProsumer.selector, stranger));
         _request(stranger, UtilityMarket.Role.Buyer);
@@ -135,11 +208,11 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         uint256 tooLarge = uint256(type(uint96).max) + 1;
         vm.startPrank(seller);
         vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidQuantity.selector, 0));
-        market.requestNegotiation(1, UtilityMarket.Role.Seller, 0);
+        market.requestNegotiation(1, UtilityMarket.Role.Seller, 0, address(0));
         vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidQuantity.selector, tooLarge));
-        market.requestNegotiation(1, UtilityMarket.Role.Seller, tooLarge);
+        market.requestNegotiation(1, UtilityMarket.Role.Seller, tooLarge, address(0));
         // The largest quantity an agreement can hold is still a valid request.
-        market.requestNegotiation(1, UtilityMarket.Role.Seller, type(uint96).max);
+        market.requestNegotiation(1, UtilityMarket.Role.Seller, type(uint96).max, address(0));
         vm.stopPrank();
     }
 
@@ -173,6 +246,55 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         (,,,, address counterparty,) = market.negotiations(id);
         assertEq(counterparty, buyer);
         _assertState(id, UtilityMarket.NegotiationState.Negotiating);
+    }
+
+    function test_joinNegotiation_acceptsInvitee() public {
+        bytes32 id = _request(seller, UtilityMarket.Role.Seller, buyer);
+        vm.expectEmit(address(market));
+        emit UtilityMarket.NegotiationJoined(id, buyer);
+        _join(id, buyer);
+        assertEq(_counterparty(id), buyer);
+        _assertState(id, UtilityMarket.NegotiationState.Negotiating);
+    }
+
+    function test_joinNegotiation_revertsForUninvitedProsumer() public {
+        bytes32 id = _request(seller, UtilityMarket.Role.Seller, buyer);
+        _expectNotInvited(id, intruder);
+        _join(id, intruder);
+        // The refused prosumer took nothing: the seat is still the invitee's.
+        assertEq(_counterparty(id), buyer);
+        _assertState(id, UtilityMarket.NegotiationState.Requested);
+        _join(id, buyer);
+    }
+
+    function test_joinNegotiation_revertsForRequesterOfInvitation() public {
+        // The self-trade check comes first, so the requester is not told it was not invited.
+        bytes32 id = _request(seller, UtilityMarket.Role.Seller, buyer);
+        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketSelfTrade.selector, seller));
+        _join(id, seller);
+    }
+
+    function test_requestNegotiation_revertsForInviteeWhoIsNoProsumer() public {
+        // An invitation no one could answer would only block the request.
+        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketNotProsumer.selector, stranger));
+        _request(seller, UtilityMarket.Role.Seller, stranger);
+    }
+
+    function test_joinNegotiation_revertsForInviteeDeregisteredSinceRequest() public {
+        // An invitation does not bypass the registry.
+        bytes32 id = _request(seller, UtilityMarket.Role.Seller, buyer);
+        vm.prank(operator);
+        market.deregisterProsumer(buyer);
+        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketNotProsumer.selector, buyer));
+        _join(id, buyer);
+    }
+
+    function test_joinNegotiation_openRequestAdmitsFirstProsumer() public {
+        bytes32 id = _request(seller, UtilityMarket.Role.Seller);
+        _join(id, intruder);
+        assertEq(_counterparty(id), intruder);
+        _expectClosed(id, UtilityMarket.NegotiationState.Negotiating);
+        _join(id, buyer);
     }
 
     function test_joinNegotiation_revertsForNonProsumer() public {
@@ -218,11 +340,9 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         emit UtilityMarket.OfferPosted(id, seller, 1, QUANTITY, PRICE + 1, firstHash);
         _post(first, sellerKey);
 
-        // Anyone may relay a signed offer; the signature, not the sender, speaks for the proposer.
+        // Either party may post the other's signed offer; the signature speaks for the proposer.
         UtilityMarket.Offer memory second = _offer(id, buyer, 2, firstHash);
-        bytes memory signature = _sign(buyerKey, _offerHash(second));
-        vm.prank(stranger);
-        market.postOffer(second, signature);
+        _send(seller, second, _sign(buyerKey, _offerHash(second)));
 
         (,,, uint32 lastRound,, bytes32 lastOffer) = market.negotiations(id);
         assertEq(lastRound, 2);
@@ -230,12 +350,26 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         _assertState(id, UtilityMarket.NegotiationState.Negotiating);
     }
 
-    function test_postOffer_revertsBeforeJoin() public {
-        bytes32 id = _request(seller, UtilityMarket.Role.Seller);
+    function test_postOffer_revertsWhenSentByOutsider() public {
+        // Only the parties extend their transcript: an outsider relaying a genuine signed offer
+        // could otherwise pin the transcript the agreement must end with.
+        bytes32 id = _negotiating();
         UtilityMarket.Offer memory offer = _offer(id, seller, 1, bytes32(0));
         bytes memory signature = _sign(sellerKey, _offerHash(offer));
+        _expectNotAParty(id, stranger);
+        _send(stranger, offer, signature);
+        _expectNotAParty(id, intruder);
+        _send(intruder, offer, signature);
+        assertEq(_lastOffer(id), bytes32(0));
+    }
+
+    function test_postOffer_revertsBeforeJoin() public {
+        bytes32 id = _request(seller, UtilityMarket.Role.Seller, buyer);
+        UtilityMarket.Offer memory offer = _offer(id, seller, 1, bytes32(0));
+        bytes memory signature = _sign(sellerKey, _offerHash(offer));
+        // Even between the requester and its invitee: the invitee has not joined yet.
         _expectClosed(id, UtilityMarket.NegotiationState.Requested);
-        market.postOffer(offer, signature);
+        _send(seller, offer, signature);
     }
 
     function test_postOffer_revertsWhenSellerIsNotRequester() public {
@@ -244,7 +378,7 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         offer.seller = intruder;
         bytes memory signature = _sign(buyerKey, _offerHash(offer));
         _expectNotAParty(id, intruder);
-        market.postOffer(offer, signature);
+        _send(buyer, offer, signature);
     }
 
     function test_postOffer_revertsWhenBuyerIsNotCounterparty() public {
@@ -253,15 +387,16 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         offer.buyer = intruder;
         bytes memory signature = _sign(sellerKey, _offerHash(offer));
         _expectNotAParty(id, intruder);
-        market.postOffer(offer, signature);
+        _send(seller, offer, signature);
     }
 
     function test_postOffer_revertsWhenProposerIsNotAParty() public {
         bytes32 id = _negotiating();
         UtilityMarket.Offer memory offer = _offer(id, intruder, 1, bytes32(0));
         bytes memory signature = _sign(intruderKey, _offerHash(offer));
+        // Sent by a party, so the error names the proposer, not the sender.
         _expectNotAParty(id, intruder);
-        market.postOffer(offer, signature);
+        _send(seller, offer, signature);
     }
 
     function test_postOffer_revertsWhenRolesSwapped() public {
@@ -276,7 +411,7 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         bytes memory signature = _sign(sellerKey, _offerHash(swapped));
         // The requester's (buying) side of the swapped offer names the seller.
         _expectNotAParty(id, seller);
-        market.postOffer(swapped, signature);
+        _send(seller, swapped, signature);
     }
 
     function test_postOffer_revertsOnUnknownPrevious() public {
@@ -287,7 +422,7 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         vm.expectRevert(
             abi.encodeWithSelector(UtilityMarket.UtilityMarketOfferOutOfOrder.selector, id, bytes32(0), bogus)
         );
-        market.postOffer(offer, signature);
+        _send(seller, offer, signature);
     }
 
     function test_postOffer_revertsWhenRoundGoesBack() public {
@@ -296,7 +431,7 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         UtilityMarket.Offer memory offer = _offer(id, seller, 1, second);
         bytes memory signature = _sign(sellerKey, _offerHash(offer));
         vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketRoundWentBack.selector, id, 1, 2));
-        market.postOffer(offer, signature);
+        _send(seller, offer, signature);
     }
 
     function test_postOffer_acceptsBothPartiesInOneRound() public {
@@ -311,13 +446,13 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         bytes32 id = _negotiating();
         UtilityMarket.Offer memory offer = _offer(id, seller, 1, bytes32(0));
         bytes memory signature = _sign(sellerKey, _offerHash(offer));
-        market.postOffer(offer, signature);
+        _send(seller, offer, signature);
         vm.expectRevert(
             abi.encodeWithSelector(
                 UtilityMarket.UtilityMarketOfferOutOfOrder.selector, id, _offerHash(offer), bytes32(0)
             )
         );
-        market.postOffer(offer, signature);
+        _send(seller, offer, signature);
     }
 
     function test_postOffer_revertsOnOtherPartysSignature() public {
@@ -325,7 +460,18 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         UtilityMarket.Offer memory offer = _offer(id, seller, 1, bytes32(0));
         bytes memory signature = _sign(buyerKey, _offerHash(offer));
         vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidSignature.selector, seller, buyer));
-        market.postOffer(offer, signature);
+        _send(buyer, offer, signature);
+    }
+
+    function test_postOffer_revertsOnMalformedSignature() public {
+        bytes32 id = _negotiating();
+        UtilityMarket.Offer memory offer = _offer(id, seller, 1, bytes32(0));
+        (bytes32 r, bytes32 vs) = vm.signCompact(sellerKey, _digest(_offerHash(offer)));
+        // Recovers to no one; the error still names whose signature was expected.
+        vm.expectRevert(
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidSignature.selector, seller, address(0))
+        );
+        _send(seller, offer, abi.encodePacked(r, vs));
     }
 
     // --------------------------------------------------------------------- breakOff
@@ -348,8 +494,25 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         _assertState(id, UtilityMarket.NegotiationState.BrokenOff);
     }
 
+    function test_breakOff_byInviteeBeforeJoin() public {
+        // The invitee holds the counterparty's seat from the request on, so it may decline.
+        bytes32 id = _request(seller, UtilityMarket.Role.Seller, buyer);
+        vm.expectEmit(address(market));
+        emit UtilityMarket.NegotiationBrokenOff(id, buyer);
+        vm.prank(buyer);
+        market.breakOff(id);
+        _assertState(id, UtilityMarket.NegotiationState.BrokenOff);
+    }
+
     function test_breakOff_revertsForOutsider() public {
         bytes32 id = _negotiating();
+        _expectNotAParty(id, intruder);
+        vm.prank(intruder);
+        market.breakOff(id);
+    }
+
+    function test_breakOff_revertsForUninvitedBeforeJoin() public {
+        bytes32 id = _request(seller, UtilityMarket.Role.Seller, buyer);
         _expectNotAParty(id, intruder);
         vm.prank(intruder);
         market.breakOff(id);
@@ -380,12 +543,11 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         UtilityMarket.Offer memory offer = _offer(id, seller, 3, last);
         bytes memory signature = _sign(sellerKey, _offerHash(offer));
         _expectClosed(id, UtilityMarket.NegotiationState.BrokenOff);
-        market.postOffer(offer, signature);
+        _send(seller, offer, signature);
 
-        UtilityMarket.Agreement memory terms = _agreementFor(id, last, 1);
-        (bytes memory sellerSig, bytes memory buyerSig) = _signed(terms, sellerKey, buyerKey);
-        _expectClosed(id, UtilityMarket.NegotiationState.BrokenOff);
-        market.openAgreement(terms, sellerSig, buyerSig);
+        _expectOpenReverts(
+            _agreementFor(id, last, 1), sellerKey, buyerKey, _closed(id, UtilityMarket.NegotiationState.BrokenOff)
+        );
     }
 
     // ------------------------------------------------- openAgreement ↔ negotiation
@@ -393,8 +555,7 @@ contract UtilityMarketNegotiationTest is MarketFixture {
     function test_openAgreement_concludesNegotiationOnLastOffer() public {
         bytes32 id = _negotiating();
         (, bytes32 last) = _twoRounds(id);
-        bytes32 agreementId = _open(_agreementFor(id, last, 1));
-        _assertState(id, UtilityMarket.NegotiationState.Agreed);
+        bytes32 agreementId = _conclude(id, last);
         (bool open,,,) = market.agreementState(agreementId);
         assertTrue(open);
     }
@@ -402,26 +563,39 @@ contract UtilityMarketNegotiationTest is MarketFixture {
     function test_openAgreement_revertsOnEarlierOfferAsTranscript() public {
         bytes32 id = _negotiating();
         (bytes32 first, bytes32 last) = _twoRounds(id);
-        UtilityMarket.Agreement memory terms = _agreementFor(id, first, 1);
-        (bytes memory sellerSig, bytes memory buyerSig) = _signed(terms, sellerKey, buyerKey);
-        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketTranscriptMismatch.selector, id, last, first));
-        market.openAgreement(terms, sellerSig, buyerSig);
+        _expectOpenReverts(
+            _agreementFor(id, first, 1),
+            sellerKey,
+            buyerKey,
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketTranscriptMismatch.selector, id, last, first)
+        );
     }
 
     function test_openAgreement_concludesRequestedNegotiationWithoutOffers() public {
         // Nothing was posted, so there is no transcript on chain to hold the agreement to.
         bytes32 id = _request(seller, UtilityMarket.Role.Seller);
-        _open(_agreementFor(id, keccak256("off-chain transcript"), 1));
-        _assertState(id, UtilityMarket.NegotiationState.Agreed);
+        _conclude(id, keccak256("off-chain transcript"));
+    }
+
+    function test_openAgreement_concludesInvitationWithoutJoin() public {
+        // The invitee negotiated off chain and signs straight away: joining is not required.
+        bytes32 id = _request(seller, UtilityMarket.Role.Seller, buyer);
+        _conclude(id, keccak256("off-chain transcript"));
+    }
+
+    function test_openAgreement_revertsForOtherThanInviteeOnRequest() public {
+        // Before anyone joined, the invitation already fixes the other side of the agreement.
+        bytes32 id = _request(seller, UtilityMarket.Role.Seller, buyer);
+        UtilityMarket.Agreement memory terms = _agreementFor(id, bytes32(0), 1);
+        terms.buyer = intruder;
+        _expectOpenReverts(terms, sellerKey, intruderKey, _notAParty(id, intruder));
     }
 
     function test_openAgreement_revertsWhenRequesterTakesOtherRole() public {
         bytes32 id = _request(seller, UtilityMarket.Role.Seller);
         UtilityMarket.Agreement memory terms = _agreementFor(id, bytes32(0), 1);
         (terms.seller, terms.buyer) = (buyer, seller);
-        (bytes memory sellerSig, bytes memory buyerSig) = _signed(terms, buyerKey, sellerKey);
-        _expectNotAParty(id, buyer);
-        market.openAgreement(terms, sellerSig, buyerSig);
+        _expectOpenReverts(terms, buyerKey, sellerKey, _notAParty(id, buyer));
     }
 
     function test_openAgreement_revertsForCounterpartyOutsideNegotiation() public {
@@ -430,20 +604,16 @@ contract UtilityMarketNegotiationTest is MarketFixture {
         // The seller signs with someone other than the joined buyer under this negotiation's id.
         UtilityMarket.Agreement memory terms = _agreementFor(id, last, 1);
         terms.buyer = intruder;
-        (bytes memory sellerSig, bytes memory buyerSig) = _signed(terms, sellerKey, intruderKey);
-        _expectNotAParty(id, intruder);
-        market.openAgreement(terms, sellerSig, buyerSig);
+        _expectOpenReverts(terms, sellerKey, intruderKey, _notAParty(id, intruder));
     }
 
     function test_openAgreement_revertsOnSecondAgreementOfNegotiation() public {
         bytes32 id = _negotiating();
         (, bytes32 last) = _twoRounds(id);
         _open(_agreementFor(id, last, 1));
-
-        UtilityMarket.Agreement memory again = _agreementFor(id, last, 2);
-        (bytes memory sellerSig, bytes memory buyerSig) = _signed(again, sellerKey, buyerKey);
-        _expectClosed(id, UtilityMarket.NegotiationState.Agreed);
-        market.openAgreement(again, sellerSig, buyerSig);
+        _expectOpenReverts(
+            _agreementFor(id, last, 2), sellerKey, buyerKey, _closed(id, UtilityMarket.NegotiationState.Agreed)
+        );
     }
 
     function test_breakOff_revertsAfterAgreement() public {

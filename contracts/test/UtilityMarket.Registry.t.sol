@@ -45,6 +45,8 @@ contract UtilityMarketRegistryTest is MarketFixture {
         assertEq(market.providerSellsAt(), PROVIDER_SELLS_AT);
         assertEq(market.providerBuysAt(), PROVIDER_BUYS_AT);
         assertEq(market.providerTradeNonce(), 0);
+        // No limit on sales to the provider until the operator sets one.
+        assertEq(market.providerSaleLimit(), type(uint256).max);
         assertEq(market.MAX_BATCH(), 100);
         assertEq(market.OPERATOR_ROLE(), keccak256("OPERATOR_ROLE"));
         assertTrue(market.hasRole(market.DEFAULT_ADMIN_ROLE(), operator));
@@ -152,12 +154,15 @@ contract UtilityMarketRegistryTest is MarketFixture {
         market.registerMeter(seller, buyerMeter);
     }
 
-    function test_revokeMeter_removesMeter() public {
+    function test_revokeMeter_removesMeterForGood() public {
+        assertFalse(market.isRevokedMeter(sellerMeter));
         vm.expectEmit(address(market));
         emit UtilityMarket.MeterRevoked(sellerMeter, seller);
         vm.prank(operator);
         market.revokeMeter(sellerMeter);
         assertEq(market.meterOwner(sellerMeter), address(0));
+        assertTrue(market.isRevokedMeter(sellerMeter));
+        assertFalse(market.isRevokedMeter(buyerMeter));
     }
 
     function test_revokeMeter_revertsForUnknownMeter() public {
@@ -166,12 +171,26 @@ contract UtilityMarketRegistryTest is MarketFixture {
         market.revokeMeter(spareMeter);
     }
 
-    function test_registerMeter_reassignsRevokedMeter() public {
+    function test_registerMeter_revertsForRevokedMeter() public {
+        // A report signed before revocation must never count again, for another owner or its own.
+        bytes memory wasRevoked =
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketMeterWasRevoked.selector, sellerMeter);
         vm.startPrank(operator);
         market.revokeMeter(sellerMeter);
+        vm.expectRevert(wasRevoked);
         market.registerMeter(buyer, sellerMeter);
+        vm.expectRevert(wasRevoked);
+        market.registerMeter(seller, sellerMeter);
         vm.stopPrank();
-        assertEq(market.meterOwner(sellerMeter), buyer);
+        assertEq(market.meterOwner(sellerMeter), address(0));
+    }
+
+    function test_revokeMeter_revertsWhenAlreadyRevoked() public {
+        vm.startPrank(operator);
+        market.revokeMeter(sellerMeter);
+        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketUnknownMeter.selector, sellerMeter));
+        market.revokeMeter(sellerMeter);
+        vm.stopPrank();
     }
 
     // ------------------------------------------------------------ provider, tariffs
@@ -207,6 +226,20 @@ contract UtilityMarketRegistryTest is MarketFixture {
         vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketPriceTooLarge.selector, TOO_LARGE_PRICE));
         market.setTariffs(1, TOO_LARGE_PRICE);
         vm.stopPrank();
+    }
+
+    function test_setProviderSaleLimit_changesLimit() public {
+        vm.startPrank(operator);
+        vm.expectEmit(address(market));
+        emit UtilityMarket.ProviderSaleLimitChanged(0);
+        market.setProviderSaleLimit(0);
+        assertEq(market.providerSaleLimit(), 0);
+        // Back to no limit at all.
+        vm.expectEmit(address(market));
+        emit UtilityMarket.ProviderSaleLimitChanged(type(uint256).max);
+        market.setProviderSaleLimit(type(uint256).max);
+        vm.stopPrank();
+        assertEq(market.providerSaleLimit(), type(uint256).max);
     }
 
     // -------------------------------------------------------------------- pause
@@ -246,17 +279,16 @@ contract UtilityMarketRegistryTest is MarketFixture {
         market.unpause();
     }
 
-    function test_pause_blocksEveryProsumerFacingFunction() public {
+    function test_pause_blocksEveryTradingFunction() public {
         // Well-formed, signed arguments; the exact EnforcedPause error shows that the pause, checked
-        // before anything else, is what refuses each call.
+        // before anything else, is what refuses each call. Reports are not among them (see
+        // ReportDeliveryTest.test_reportDelivery_recordsWhilePaused).
         UtilityMarket.Agreement memory terms = _terms();
         bytes32 id = _agreementId(terms);
         bytes memory sellerSig = _sign(sellerKey, id);
         bytes memory buyerSig = _sign(buyerKey, id);
-        UtilityMarket.DeliveryReport memory report = _reportFor(id, QUANTITY, uint64(block.timestamp), 1);
-        bytes memory reportSig = _sign(buyerMeterKey, _reportHash(report));
         vm.prank(seller);
-        bytes32 negotiationId = market.requestNegotiation(7, UtilityMarket.Role.Seller, QUANTITY);
+        bytes32 negotiationId = market.requestNegotiation(7, UtilityMarket.Role.Seller, QUANTITY, address(0));
         UtilityMarket.Offer memory offer = UtilityMarket.Offer({
             negotiationId: negotiationId,
             seller: seller,
@@ -270,8 +302,8 @@ contract UtilityMarketRegistryTest is MarketFixture {
         UtilityMarket.Agreement[] memory batch = new UtilityMarket.Agreement[](1);
         batch[0] = terms;
 
-        bytes[] memory calls = new bytes[](9);
-        calls[0] = abi.encodeCall(market.requestNegotiation, (8, UtilityMarket.Role.Buyer, QUANTITY));
+        bytes[] memory calls = new bytes[](8);
+        calls[0] = abi.encodeCall(market.requestNegotiation, (8, UtilityMarket.Role.Buyer, QUANTITY, buyer));
         calls[1] = abi.encodeCall(market.joinNegotiation, (negotiationId));
         calls[2] = abi.encodeCall(market.postOffer, (offer, _sign(sellerKey, _offerHash(offer))));
         calls[3] = abi.encodeCall(market.breakOff, (negotiationId));
@@ -280,9 +312,8 @@ contract UtilityMarketRegistryTest is MarketFixture {
             market.tradeWithProvider,
             (UtilityMarket.Role.Buyer, QUANTITY, terms.deliveryStart, terms.deliveryEnd, PROVIDER_SELLS_AT)
         );
-        calls[6] = abi.encodeCall(market.reportDelivery, (terms, report, reportSig));
-        calls[7] = abi.encodeCall(market.settle, (terms));
-        calls[8] = abi.encodeCall(market.settleBatch, (batch));
+        calls[6] = abi.encodeCall(market.settle, (terms));
+        calls[7] = abi.encodeCall(market.settleBatch, (batch));
 
         vm.prank(operator);
         market.pause();
@@ -296,19 +327,24 @@ contract UtilityMarketRegistryTest is MarketFixture {
         market.pause();
         market.registerProsumer(newcomer);
         market.registerMeter(newcomer, spareMeter);
+        // A compromised meter key must be revocable at once, since reports flow during a pause.
+        market.revokeMeter(sellerMeter);
         market.setTariffs(1, 1);
+        market.setProviderSaleLimit(1);
         vm.stopPrank();
         // A prosumer must be able to withdraw a signed agreement even while trading is halted.
         vm.prank(seller);
         market.invalidateNonce(1);
         assertTrue(market.isProsumer(newcomer));
+        assertTrue(market.isRevokedMeter(sellerMeter));
+        assertEq(market.providerSaleLimit(), 1);
         assertTrue(market.isNonceUsed(seller, 1));
     }
 
     // ----------------------------------------------------------- access control
 
     function test_operatorFunctions_revertForNonOperator() public {
-        bytes[] memory calls = new bytes[](8);
+        bytes[] memory calls = new bytes[](9);
         calls[0] = abi.encodeCall(market.registerProsumer, (newcomer));
         calls[1] = abi.encodeCall(market.deregisterProsumer, (seller));
         calls[2] = abi.encodeCall(market.registerMeter, (seller, spareMeter));
@@ -317,6 +353,7 @@ contract UtilityMarketRegistryTest is MarketFixture {
         calls[5] = abi.encodeCall(market.setTariffs, (1, 1));
         calls[6] = abi.encodeCall(market.pause, ());
         calls[7] = abi.encodeCall(market.unpause, ());
+        calls[8] = abi.encodeCall(market.setProviderSaleLimit, (0));
         bytes memory unauthorized = _unauthorized(seller, market.OPERATOR_ROLE());
         // A registered prosumer is the likeliest impostor.
         for (uint256 i = 0; i < calls.length; ++i) {

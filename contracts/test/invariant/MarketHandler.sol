@@ -9,12 +9,12 @@ import {Vm} from "forge-std/Vm.sol";
 import {UtilityMarket} from "../../src/UtilityMarket.sol";
 
 /// What the invariant fuzzer calls: bounded, well-formed market actions between four prosumers
-/// (each with one meter) and the provider, interleaved with time warps, tariff changes and abuse
-/// attempts. Beside driving the market it keeps an independent model of every agreement (its
-/// terms, whether it is open and its delivered figures) and of every token movement, which the
-/// invariants compare with the contract. The fuzzer runs without fail_on_revert, so a revert here would go
-/// unnoticed: every market call goes through _call, which counts the outcomes the model did
-/// not predict instead.
+/// (each with one meter) and the provider, interleaved with time warps, tariff and sale-limit
+/// changes, reports during a pause, and abuse attempts. Beside driving the market it keeps an
+/// independent model of every agreement (its terms, whether it is open, which meters reported and
+/// their figures) and of every token movement, which the invariants compare with the contract.
+/// The fuzzer runs without fail_on_revert, so a revert here would go unnoticed: every market call
+/// goes through _call, which counts the outcomes the model did not predict instead.
 contract MarketHandler is CommonBase, StdCheats, StdUtils {
     uint256 public constant PROSUMERS = 4;
     /// 1000 units of the utility, in milli-units.
@@ -23,19 +23,26 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
     uint256 private constant MAX_PRICE = 1e17;
     uint256 private constant MAX_BATCH = 5;
     uint64 private constant SIGNATURE_TTL = 10 minutes;
-    uint256 private constant ABUSE_KINDS = 8;
+    uint256 private constant ABUSE_KINDS = 11;
+    /// Sale limits the operator sets: up to three sales of the largest escrow (MAX_QUANTITY at
+    /// MAX_PRICE), so that runs both fill them and stay below them.
+    uint256 private constant MAX_SALE_LIMIT = 3 * MAX_QUANTITY * MAX_PRICE;
 
     /// The model of one opened agreement.
     struct Record {
         UtilityMarket.Agreement terms;
         bytes32 id;
         bool withProvider;
-        /// A sale to the provider, where only the seller's meter counts.
-        bool sellerMeterCounts;
+        /// A sale to the provider, which has no meter: the seller's meter confirms delivery, and
+        /// the escrow counts against the seller's sale limit while open.
+        bool providerBuys;
         bool open;
+        /// Whether each side's meter has reported (0 included), and its figure.
+        bool buyerReported;
+        bool sellerReported;
         uint256 buyerDelivered;
         uint256 sellerDelivered;
-        /// Successful settle calls that named this agreement.
+        /// AgreementSettled events the market emitted for this agreement.
         uint256 settleCount;
         /// Sums of what the AgreementSettled events for this agreement reported.
         uint256 paid;
@@ -53,6 +60,8 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
 
     mapping(address signer => uint256) private lastNonce;
     uint64 private reportSeq;
+    /// The sale limit the model has the operator set; the market starts with none.
+    uint256 public saleLimit = type(uint256).max;
 
     Record[] private records;
     mapping(bytes32 agreementId => uint256) private indexPlusOne;
@@ -66,12 +75,17 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
     /// Well-formed calls the model said must succeed but reverted; the last one's revert data.
     uint256 public unexpectedReverts;
     bytes public lastUnexpectedRevert;
+    /// Successful settlements whose events disagreed with the model: a batch skipping other
+    /// entries than those the model found closed, or an AgreementSettled for an unknown id.
+    uint256 public eventMismatches;
 
     /// Call summary.
     uint256 public openedCount;
     uint256 public providerTradeCount;
     uint256 public reportCount;
     uint256 public settledCount;
+    uint256 public skippedCount;
+    uint256 public pausedReportCount;
     uint256 public batchCount;
     uint256 public abuseCount;
     uint256 public warpCount;
@@ -105,56 +119,49 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
     }
 
     /// A meter of one party reports a cumulative figure that may be stale, beyond the quantity,
-    /// or measured before the window has started.
+    /// or measured before the window has started; a side's first figure may be 0.
     function reportDelivery(uint256 agreementSeed, uint256 sideSeed, uint256 figureSeed, uint256 timeSeed) external {
-        (bool found, uint256 i) = _pick(agreementSeed, _isOpen);
-        if (!found) return;
-        Record storage r = records[i];
-        address party = _meteredParty(r, sideSeed);
-        bool sellerSide = party == r.terms.seller;
-        uint256 recorded = sellerSide ? r.sellerDelivered : r.buyerDelivered;
-        uint256 figure = _bound(figureSeed, recorded / 2, recorded + r.terms.quantity / 2 + 1);
-        uint256 counted = Math.min(figure, r.terms.quantity);
-        uint64 measuredAt = _measuredAt(r, timeSeed);
-        if (!_report(r, party, figure, measuredAt, measuredAt <= block.timestamp && counted > recorded)) return;
-        if (sellerSide) r.sellerDelivered = counted;
-        else r.buyerDelivered = counted;
-        ++reportCount;
+        if (_reportDelivery(agreementSeed, sideSeed, figureSeed, timeSeed)) ++reportCount;
     }
 
-    /// Settles one open agreement, which must be refused while it is neither fully delivered nor
-    /// past its grace period.
+    /// The operator pauses the market; a report goes through all the same (deliveries go on),
+    /// while settling any open agreement, even a settleable one, is refused. Then it unpauses,
+    /// so the other actions always meet a running market.
+    function reportWhilePaused(uint256 agreementSeed, uint256 sideSeed, uint256 figureSeed, uint256 timeSeed) external {
+        _call(operator, abi.encodeCall(market.pause, ()), true);
+        if (_reportDelivery(agreementSeed, sideSeed, figureSeed, timeSeed)) ++pausedReportCount;
+        (bool found, uint256 i) = _pick(agreementSeed, _isOpen);
+        if (found) _settleOne(i, false);
+        _call(operator, abi.encodeCall(market.unpause, ()), true);
+    }
+
+    /// Settles one open agreement, which must be refused until its receiving side's meter
+    /// confirmed full delivery or its grace period is over.
     function settle(uint256 agreementSeed) external {
         (bool found, uint256 i) = _pick(agreementSeed, _isOpen);
         if (found) _settleOne(i, _settleable(records[i]));
     }
 
-    /// Settles up to MAX_BATCH settleable agreements at once. A poisoned batch names its first
-    /// agreement twice and must fail whole, since the second settle finds it settled.
-    function settleBatch(uint256 seed, uint256 sizeSeed, bool poison) external {
-        uint256 n = records.length;
-        if (n == 0) return;
-        uint256 want = _bound(sizeSeed, 1, MAX_BATCH);
-        uint256[] memory indices = new uint256[](want + 1);
-        uint256 found;
-        for (uint256 k = 0; k < n && found < want; ++k) {
-            uint256 i = (seed % n + k) % n;
-            if (_isSettleable(records[i])) indices[found++] = i;
-        }
-        if (found == 0) return;
-        if (poison) indices[found++] = indices[0];
-        // Trim to the entries filled; the array only shrinks.
-        assembly ("memory-safe") {
-            mstore(indices, found)
-        }
-        UtilityMarket.Agreement[] memory batch = new UtilityMarket.Agreement[](found);
-        for (uint256 k = 0; k < found; ++k) {
-            batch[k] = records[indices[k]].terms;
-        }
-        if (_settle(abi.encodeCall(market.settleBatch, (batch)), indices, !poison)) ++batchCount;
+    /// Settles up to MAX_BATCH settleable agreements at once, possibly naming the first of them
+    /// twice and an agreement settled earlier: both must be skipped, not fail the batch.
+    function settleBatch(uint256 seed, uint256 sizeSeed, bool duplicate, bool withSettled) external {
+        uint256[] memory indices = _settleableIndices(seed, _bound(sizeSeed, 1, MAX_BATCH));
+        if (indices.length == 0) return;
+        if (duplicate) indices = _append(indices, indices[0]);
+        (bool anySettled, uint256 settled) = _pick(seed, _isSettled);
+        if (withSettled && anySettled) indices = _append(indices, settled);
+        if (_settle(abi.encodeCall(market.settleBatch, (_termsAt(indices))), indices, true)) ++batchCount;
     }
 
-    /// A prosumer buys from or sells to the provider at the current tariff.
+    /// The operator sets a sale limit, sometimes lifting it, sometimes below what is already
+    /// open (open sales stay open).
+    function setProviderSaleLimit(uint256 limitSeed) external {
+        uint256 limit = limitSeed % 4 == 0 ? type(uint256).max : _bound(limitSeed, 0, MAX_SALE_LIMIT);
+        if (_call(operator, abi.encodeCall(market.setProviderSaleLimit, (limit)), true)) saleLimit = limit;
+    }
+
+    /// A prosumer buys from or sells to the provider at the current tariff. A window that has
+    /// already started must be refused, and so must a sale beyond the seller's sale limit.
     function tradeWithProvider(
         uint256 prosumerSeed,
         bool buying,
@@ -164,7 +171,8 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
     ) external {
         uint256 tariff = buying ? market.providerSellsAt() : market.providerBuysAt();
         (uint64 start, uint64 end) = _window(startSeed, lengthSeed);
-        _tradeWithProvider(prosumerSeed % PROSUMERS, buying, quantitySeed, start, end, tariff, end > block.timestamp);
+        bool notStarted = start >= block.timestamp;
+        _tradeWithProvider(prosumerSeed % PROSUMERS, buying, quantitySeed, start, end, tariff, notStarted);
     }
 
     /// The operator changes the tariffs; open provider trades keep theirs.
@@ -194,7 +202,10 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
         else if (kind == 4) _reportAfterSettlement(seed, aux);
         else if (kind == 5) _reportFromOutsider(seed, aux);
         else if (kind == 6) _tradeBeyondLimit(seed, aux);
-        else _settleDirtyTerms(seed, aux);
+        else if (kind == 7) _settleDirtyTerms(seed, aux);
+        else if (kind == 8) _saleBeyondSaleLimit(seed);
+        else if (kind == 9) _batchWithPending(seed, aux);
+        else _settleOnSellersMeterAlone(seed, aux);
     }
 
     // ------------------------------------------------------------------ abuse
@@ -265,6 +276,39 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
         );
     }
 
+    /// A sale to the provider just large enough to take the seller's open sale escrow past the
+    /// limit, when one milli-unit up to MAX_QUANTITY can.
+    function _saleBeyondSaleLimit(uint256 prosumerSeed) private {
+        uint256 p = prosumerSeed % PROSUMERS;
+        uint256 tariff = market.providerBuysAt();
+        uint256 open = _openSaleEscrow(prosumers[p]);
+        if (tariff == 0 || saleLimit == type(uint256).max) return;
+        uint256 quantity = open > saleLimit ? 1 : (saleLimit - open) / tariff + 1;
+        if (quantity > MAX_QUANTITY) return;
+        _tradeWithProvider(p, false, quantity, uint64(block.timestamp), _hourAhead(), tariff, false);
+    }
+
+    /// A batch holding an open agreement not yet settleable, after up to MAX_BATCH - 1 settleable
+    /// ones: skipping is only for closed agreements, so the whole batch must fail.
+    function _batchWithPending(uint256 seed, uint256 sizeSeed) private {
+        (bool found, uint256 pending) = _pick(seed, _isPending);
+        if (!found) return;
+        uint256[] memory indices = _append(_settleableIndices(seed, _bound(sizeSeed, 0, MAX_BATCH - 1)), pending);
+        _settle(abi.encodeCall(market.settleBatch, (_termsAt(indices))), indices, false);
+    }
+
+    /// The seller's meter reports the whole quantity of an agreement between prosumers on which
+    /// the buyer's meter is silent, and settlement is tried at once: only the buyer's meter can
+    /// confirm early, so it must be refused until the grace period is over. Random reports
+    /// rarely make this case, hence the direct attempt.
+    function _settleOnSellersMeterAlone(uint256 seed, uint256 timeSeed) private {
+        (bool found, uint256 i) = _pick(seed, _isUnconfirmedBetweenProsumers);
+        if (!found) return;
+        Record storage r = records[i];
+        _reportFigure(r, r.terms.seller, r.terms.quantity, timeSeed);
+        _settleOne(i, _settleable(r));
+    }
+
     /// Settles a settleable agreement with dirty high bits in one address or uint64 word of the
     /// calldata terms: the market hashes calldata words as they come, so such terms must not pass
     /// for the agreement.
@@ -317,6 +361,10 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
         uint256 quantity = _bound(quantitySeed, 1, MAX_QUANTITY);
         UtilityMarket.Role role = buying ? UtilityMarket.Role.Buyer : UtilityMarket.Role.Seller;
         bytes memory data = abi.encodeCall(market.tradeWithProvider, (role, quantity, start, end, limitPrice));
+        // A sale must also leave the seller's open sale escrow within the limit.
+        if (!buying && _openSaleEscrow(prosumers[p]) + quantity * market.providerBuysAt() > saleLimit) {
+            expectSuccess = false;
+        }
         vm.recordLogs();
         bool ok = _call(prosumers[p], data, expectSuccess);
         Vm.Log[] memory logs = vm.getRecordedLogs();
@@ -344,6 +392,35 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
         }
     }
 
+    /// A meter of one party of an open agreement reports a figure around its side's last one.
+    /// Returns whether the report went through.
+    function _reportDelivery(uint256 agreementSeed, uint256 sideSeed, uint256 figureSeed, uint256 timeSeed)
+        private
+        returns (bool)
+    {
+        (bool found, uint256 i) = _pick(agreementSeed, _isOpen);
+        if (!found) return false;
+        Record storage r = records[i];
+        address party = _meteredParty(r, sideSeed);
+        uint256 recorded = party == r.terms.seller ? r.sellerDelivered : r.buyerDelivered;
+        return _reportFigure(r, party, _bound(figureSeed, recorded / 2, recorded + r.terms.quantity / 2 + 1), timeSeed);
+    }
+
+    /// `party`'s meter reports `figure`, which the market must accept if measured by now and
+    /// either the side's first figure (0 included) or above its last; the model then records it.
+    function _reportFigure(Record storage r, address party, uint256 figure, uint256 timeSeed) private returns (bool) {
+        bool sellerSide = party == r.terms.seller;
+        bool reported = sellerSide ? r.sellerReported : r.buyerReported;
+        uint256 recorded = sellerSide ? r.sellerDelivered : r.buyerDelivered;
+        uint256 counted = Math.min(figure, r.terms.quantity);
+        uint64 measuredAt = _measuredAt(r, timeSeed);
+        bool counts = !reported || counted > recorded;
+        if (!_report(r, party, figure, measuredAt, measuredAt <= block.timestamp && counts)) return false;
+        if (sellerSide) (r.sellerReported, r.sellerDelivered) = (true, counted);
+        else (r.buyerReported, r.buyerDelivered) = (true, counted);
+        return true;
+    }
+
     /// Posts a report of `figure` measured at `measuredAt`, signed by `party`'s meter.
     function _report(Record storage r, address party, uint256 figure, uint64 measuredAt, bool expectSuccess)
         private
@@ -366,41 +443,91 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
         indices[0] = i;
     }
 
+    /// `indices` with `i` appended.
+    function _append(uint256[] memory indices, uint256 i) private pure returns (uint256[] memory longer) {
+        longer = new uint256[](indices.length + 1);
+        for (uint256 k = 0; k < indices.length; ++k) {
+            longer[k] = indices[k];
+        }
+        longer[indices.length] = i;
+    }
+
+    /// Indices of up to `want` settleable records, from `seed` on (wrapping around).
+    function _settleableIndices(uint256 seed, uint256 want) private view returns (uint256[] memory indices) {
+        uint256 n = records.length;
+        indices = new uint256[](want);
+        uint256 found;
+        for (uint256 k = 0; k < n && found < want; ++k) {
+            uint256 i = (seed % n + k) % n;
+            if (_isSettleable(records[i])) indices[found++] = i;
+        }
+        // Trim to the entries filled; the array only shrinks.
+        assembly ("memory-safe") {
+            mstore(indices, found)
+        }
+    }
+
+    function _termsAt(uint256[] memory indices) private view returns (UtilityMarket.Agreement[] memory batch) {
+        batch = new UtilityMarket.Agreement[](indices.length);
+        for (uint256 k = 0; k < indices.length; ++k) {
+            batch[k] = records[indices[k]].terms;
+        }
+    }
+
     /// Sends a settle or settleBatch call naming the records at `indices`. If it went through, the
-    /// model settles each named record (so one named twice counts twice) and the amounts the
-    /// AgreementSettled events claim are kept apart, for the invariants to check against the model.
+    /// model walks the entries in order as the market does: it settles each record still open and
+    /// expects a SettlementSkipped for each one already closed (settled earlier, or earlier in
+    /// the same batch). The AgreementSettled events are counted and their amounts kept apart per
+    /// record, for the invariants to check against the model.
     function _settle(bytes memory data, uint256[] memory indices, bool expectSuccess) private returns (bool ok) {
         vm.recordLogs();
         ok = _call(address(this), data, expectSuccess);
         Vm.Log[] memory logs = vm.getRecordedLogs();
         if (!ok) return false;
+        uint256 expectedSkips;
         for (uint256 k = 0; k < indices.length; ++k) {
             Record storage r = records[indices[k]];
+            if (!r.open) {
+                ++expectedSkips;
+                continue;
+            }
             uint256 delivered = _payable(r);
-            ++r.settleCount;
             r.open = false;
             credited[r.terms.seller] += delivered * r.terms.unitPrice;
             credited[r.terms.buyer] += (r.terms.quantity - delivered) * r.terms.unitPrice;
             ++settledCount;
         }
+        uint256 skips;
         for (uint256 k = 0; k < logs.length; ++k) {
             Vm.Log memory log = logs[k];
-            if (log.emitter != address(market) || log.topics[0] != UtilityMarket.AgreementSettled.selector) continue;
+            if (log.emitter != address(market)) continue;
+            if (log.topics[0] == UtilityMarket.SettlementSkipped.selector) {
+                ++skips;
+                continue;
+            }
+            if (log.topics[0] != UtilityMarket.AgreementSettled.selector) continue;
+            uint256 index = indexPlusOne[log.topics[1]];
+            // Counted rather than indexed blindly: a revert here would hide the mismatch.
+            if (index == 0) {
+                ++eventMismatches;
+                continue;
+            }
             (, uint256 paid, uint256 refunded) = abi.decode(log.data, (uint256, uint256, uint256));
-            Record storage r = records[indexPlusOne[log.topics[1]] - 1];
+            Record storage r = records[index - 1];
+            ++r.settleCount;
             r.paid += paid;
             r.refunded += refunded;
         }
+        if (skips != expectedSkips) ++eventMismatches;
+        skippedCount += skips;
     }
 
-    function _record(UtilityMarket.Agreement memory terms, bytes32 id, bool withProvider, bool sellerMeterCounts)
-        private
-    {
+    function _record(UtilityMarket.Agreement memory terms, bytes32 id, bool withProvider, bool providerBuys) private {
         Record storage r = records.push();
         r.terms = terms;
         r.id = id;
         r.withProvider = withProvider;
-        r.sellerMeterCounts = sellerMeterCounts;
+        r.providerBuys = providerBuys;
         r.open = true;
         indexPlusOne[id] = records.length;
         debited[terms.buyer] += terms.quantity * terms.unitPrice;
@@ -415,7 +542,8 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
     }
 
     /// A window starting between an hour ago and two hours ahead, one second to six hours long:
-    /// some have already ended, which opening must refuse.
+    /// some have already ended, which opening must refuse, and some have started, which a
+    /// provider trade must refuse.
     function _window(uint256 startSeed, uint256 lengthSeed) private view returns (uint64 start, uint64 end) {
         start = uint64(block.timestamp - 1 hours + _bound(startSeed, 0, 3 hours));
         end = start + uint64(_bound(lengthSeed, 1, 6 hours));
@@ -489,6 +617,14 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
         return r.open && _settleable(r);
     }
 
+    function _isPending(Record storage r) private view returns (bool) {
+        return r.open && !_settleable(r);
+    }
+
+    function _isUnconfirmedBetweenProsumers(Record storage r) private view returns (bool) {
+        return r.open && !r.withProvider && !r.buyerReported;
+    }
+
     function _isBetweenProsumers(Record storage r) private view returns (bool) {
         return !r.withProvider;
     }
@@ -507,16 +643,29 @@ contract MarketHandler is CommonBase, StdCheats, StdUtils {
 
     // ------------------------------------------------------------------ model
 
-    /// What settlement should pay for: the buyer's figure, capped by the seller's once the
-    /// seller's meter has reported; in a sale to the provider, the seller's figure alone.
+    /// What settlement should pay for: the lower figure where both meters reported, else the
+    /// figure of the one that did, else nothing.
     function _payable(Record storage r) private view returns (uint256) {
-        if (r.sellerMeterCounts) return r.sellerDelivered;
-        if (r.sellerDelivered == 0) return r.buyerDelivered;
+        if (!r.buyerReported) return r.sellerDelivered;
+        if (!r.sellerReported) return r.buyerDelivered;
         return Math.min(r.buyerDelivered, r.sellerDelivered);
     }
 
+    /// Settleable once the grace period is over, or before it once everything is payable and the
+    /// receiving side's meter (the seller's in a sale to the provider, else the buyer's) reported.
     function _settleable(Record storage r) private view returns (bool) {
-        return _payable(r) == r.terms.quantity || block.timestamp >= r.terms.deliveryEnd + market.gracePeriod();
+        bool confirmed = r.providerBuys ? r.sellerReported : r.buyerReported;
+        return
+            (confirmed && _payable(r) == r.terms.quantity)
+                || block.timestamp >= r.terms.deliveryEnd + market.gracePeriod();
+    }
+
+    /// The escrow of `prosumer`'s open sales to the provider, summed over the records.
+    function _openSaleEscrow(address prosumer) private view returns (uint256 escrow) {
+        for (uint256 i = 0; i < records.length; ++i) {
+            Record storage r = records[i];
+            if (r.open && r.providerBuys && r.terms.seller == prosumer) escrow += r.terms.quantity * r.terms.unitPrice;
+        }
     }
 
     // ------------------------------------------------------------------ views for the invariants

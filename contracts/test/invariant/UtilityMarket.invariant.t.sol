@@ -8,7 +8,9 @@ import {MarketHandler} from "./MarketHandler.sol";
 
 /// Invariants of one market under random sequences of MarketHandler actions: tokens are
 /// conserved and move exactly as the handler's model says, the escrow is what open agreements
-/// owe, nothing settles twice, sellers are paid for delivery and no more, and every abuse fails.
+/// owe, nothing settles twice, sellers are paid for delivery and no more, each prosumer's provider
+/// sale escrow is that of its open sales, batches skip exactly the closed entries, and every
+/// abuse fails.
 contract UtilityMarketInvariantTest is MarketFixture {
     /// Enough that no escrow of a run (at most 1e23 each) ever lacks funds.
     uint256 internal constant HANDLER_FUNDS = 1e30;
@@ -47,15 +49,17 @@ contract UtilityMarketInvariantTest is MarketFixture {
             initialBalance[actors[i]] = token.balanceOf(actors[i]);
         }
 
-        bytes4[] memory selectors = new bytes4[](8);
+        bytes4[] memory selectors = new bytes4[](10);
         selectors[0] = MarketHandler.openAgreement.selector;
         selectors[1] = MarketHandler.reportDelivery.selector;
-        selectors[2] = MarketHandler.settle.selector;
-        selectors[3] = MarketHandler.settleBatch.selector;
-        selectors[4] = MarketHandler.tradeWithProvider.selector;
-        selectors[5] = MarketHandler.setTariffs.selector;
-        selectors[6] = MarketHandler.warp.selector;
-        selectors[7] = MarketHandler.abuse.selector;
+        selectors[2] = MarketHandler.reportWhilePaused.selector;
+        selectors[3] = MarketHandler.settle.selector;
+        selectors[4] = MarketHandler.settleBatch.selector;
+        selectors[5] = MarketHandler.tradeWithProvider.selector;
+        selectors[6] = MarketHandler.setTariffs.selector;
+        selectors[7] = MarketHandler.setProviderSaleLimit.selector;
+        selectors[8] = MarketHandler.warp.selector;
+        selectors[9] = MarketHandler.abuse.selector;
         targetContract(address(handler));
         targetSelector(StdInvariant.FuzzSelector({addr: address(handler), selectors: selectors}));
     }
@@ -93,7 +97,8 @@ contract UtilityMarketInvariantTest is MarketFixture {
         assertEq(token.balanceOf(address(market)), owed, "escrow differs from what open agreements owe");
     }
 
-    /// 3. No agreement settles twice, and the market holds open exactly the agreements the model does.
+    /// 3. No agreement settles twice (at most one AgreementSettled each), and the market holds open
+    /// exactly the agreements the model does.
     function invariant_settlesAtMostOnce() public view {
         for (uint256 i = 0; i < handler.recordCount(); ++i) {
             MarketHandler.Record memory r = handler.record(i);
@@ -128,8 +133,10 @@ contract UtilityMarketInvariantTest is MarketFixture {
     }
 
     /// 5. Every abuse attempt (replayed or forged agreement, reused nonce, second settlement,
-    /// poisoned batch, terms with dirty calldata, report after settlement or from an outsider's
-    /// meter, premature settlement, stale or future report, trade beyond the limit price) was refused.
+    /// batch holding an agreement not yet settleable, terms with dirty calldata, report after
+    /// settlement or from an outsider's meter, premature settlement, settlement while paused,
+    /// stale or future report, trade beyond the limit price, provider trade starting in the past,
+    /// sale beyond the sale limit) was refused.
     function invariant_abuseNeverSucceeds() public view {
         assertEq(handler.unexpectedSuccesses(), 0, "an abuse attempt succeeded");
     }
@@ -140,10 +147,34 @@ contract UtilityMarketInvariantTest is MarketFixture {
         assertEq(handler.unexpectedReverts(), 0, vm.toString(handler.lastUnexpectedRevert()));
     }
 
+    /// 7. Each prosumer's providerSaleEscrow is the escrow of its open sales to the provider, as
+    /// summed from the model's records, and the sale limit is the one the operator last set.
+    function invariant_providerSaleEscrowMatchesOpenSales() public view {
+        for (uint256 p = 0; p < actors.length; ++p) {
+            address prosumer = actors[p];
+            uint256 open;
+            for (uint256 i = 0; i < handler.recordCount(); ++i) {
+                MarketHandler.Record memory r = handler.record(i);
+                if (r.open && r.providerBuys && r.terms.seller == prosumer) {
+                    open += r.terms.quantity * r.terms.unitPrice;
+                }
+            }
+            assertEq(market.providerSaleEscrow(prosumer), open, "sale escrow differs from open sales to the provider");
+        }
+        assertEq(market.providerSaleLimit(), handler.saleLimit(), "sale limit differs from the last one set");
+    }
+
+    /// 8. Every settlement's events matched the model: a batch skipped exactly the entries already
+    /// closed (settled earlier or earlier in the batch), and only known agreements settled.
+    function invariant_settlementEventsFollowModel() public view {
+        assertEq(handler.eventMismatches(), 0, "settlement events differ from the model");
+    }
+
     /// Call summary, shown with -vv.
     function afterInvariant() external view {
         console.log("opened", handler.openedCount(), "provider trades", handler.providerTradeCount());
-        console.log("reports", handler.reportCount(), "settled", handler.settledCount());
+        console.log("reports", handler.reportCount(), "while paused", handler.pausedReportCount());
+        console.log("settled", handler.settledCount(), "skipped in batches", handler.skippedCount());
         console.log("batches", handler.batchCount(), "abuse attempts", handler.abuseCount());
         console.log("warps", handler.warpCount());
     }

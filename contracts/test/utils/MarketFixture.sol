@@ -42,7 +42,8 @@ abstract contract MarketFixture is Test {
         (buyerMeter, buyerMeterKey) = makeAddrAndKey("buyerMeter");
 
         token = new UtilityToken(operator);
-        market = new UtilityMarket(token, "biogas", "m3", operator, provider, PROVIDER_SELLS_AT, PROVIDER_BUYS_AT, GRACE);
+        market =
+            new UtilityMarket(token, "biogas", "m3", operator, provider, PROVIDER_SELLS_AT, PROVIDER_BUYS_AT, GRACE);
 
         vm.startPrank(operator);
         market.registerProsumer(seller);
