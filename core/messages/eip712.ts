@@ -85,7 +85,10 @@ export const DELIVERY_REPORT_TYPES = {
     { name: 'delivered', type: 'uint256' },
     /** When the meter measured it, unix seconds. */
     { name: 'measuredAt', type: 'uint64' },
-    /** Strictly increasing per meter and agreement, so an old report cannot be replayed. */
+    /**
+     * The meter's own count of its reports, for ordering and audit. Replay protection does not rest
+     * on it: the contract refuses any figure not above the one it recorded for the meter's side.
+     */
     { name: 'seq', type: 'uint64' },
   ],
 } as const satisfies Types;

@@ -92,7 +92,7 @@ async function measure(park: Park): Promise<Row[]> {
       goal: 35_000n,
     },
     { operation: 'provider trade, prosumer buys', gas: buy },
-    { operation: 'provider trade, prosumer sells', gas: sell },
+    { operation: 'provider trade, prosumer sells (its first: new escrow counter)', gas: sell },
   ];
 }
 
