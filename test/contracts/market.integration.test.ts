@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Agreement,
   assertSignedBy,
+  type DeliveryReport,
   marketDomain,
   negotiationId,
   type Offer,
@@ -17,6 +18,7 @@ import {
 import { milli } from '../../core/units.js';
 import {
   agreementTerms,
+  now,
   openAgreement,
   type Park,
   PRICE,
@@ -75,7 +77,7 @@ describe('agreement life cycle on anvil', () => {
   it('records the negotiation, its signed offers and the agreement that concludes it', async () => {
     const { seller, buyer, market } = park;
     const id = negotiationId(seller.address, 'biogas', 7n);
-    await send(market.connect(seller).requestNegotiation(7n, 0, QUANTITY));
+    await send(market.connect(seller).requestNegotiation(7n, 0, QUANTITY, buyer.address));
     await send(market.connect(buyer).joinNegotiation(id));
 
     const offers: Offer[] = [];
@@ -97,7 +99,7 @@ describe('agreement life cycle on anvil', () => {
       });
       const signature = await sign(proposer, park.domain, 'Offer', offer);
       assertSignedBy(park.domain, 'Offer', offer, signature, proposer.address);
-      await send(market.postOffer(offer, signature));
+      await send(market.connect(proposer).postOffer(offer, signature));
       offers.push(offer);
     }
     expect(offers[2]?.unitPrice).toBe(PRICE);
@@ -219,16 +221,36 @@ describe('signatures and replays on anvil', () => {
     );
   });
 
-  it('refuses replayed delivery reports and reports of unregistered meters', async () => {
+  it('refuses a replayed delivery report and reports of unregistered meters', async () => {
     const terms = await agreementTerms(park);
     await openAgreement(park, terms);
     await warp(park.provider, 60n);
-    await reportDelivery(park, terms, park.buyerMeter, 30_000n, 1n);
-    expect(await revertName(reportDelivery(park, terms, park.buyerMeter, 30_000n, 2n))).toBe(
+    const report: DeliveryReport = {
+      agreementId: structHash('Agreement', terms),
+      delivered: 30_000n,
+      measuredAt: await now(park.provider),
+      seq: 1n,
+    };
+    const signature = await sign(park.buyerMeter, park.domain, 'DeliveryReport', report);
+    await send(park.market.reportDelivery(terms, report, signature));
+    expect(await revertName(park.market.reportDelivery(terms, report, signature))).toBe(
       'UtilityMarketStaleReport',
     );
     expect(await revertName(reportDelivery(park, terms, park.operator, 50_000n, 3n))).toBe(
       'UtilityMarketUnknownMeter',
     );
+  });
+
+  it("pays what the seller's meter measured when the buyer's meter stays silent", async () => {
+    const before = await balances();
+    const terms = await agreementTerms(park);
+    await openAgreement(park, terms);
+    await warp(park.provider, 60n);
+    await reportDelivery(park, terms, park.sellerMeter, QUANTITY, 1n);
+    // Complete by the seller's figure, but only the buyer's meter can confirm early settlement.
+    expect(await revertName(park.market.settle(terms))).toBe('UtilityMarketSettlementTooEarly');
+    await warp(park.provider, WINDOW + GRACE);
+    await send(park.market.settle(terms));
+    expect((await balances()).seller - before.seller).toBe(QUANTITY * PRICE);
   });
 });
