@@ -451,13 +451,15 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         Negotiation storage n = negotiations[terms.negotiationId];
         if (n.state != NegotiationState.None) _concludeNegotiation(terms, n, agreementId);
 
-        _open(agreementId, terms, terms.buyer, false);
+        _open(agreementId, terms, false);
     }
 
     /// @notice Buys from or sells to the main provider at its current tariff. The trade is an
-    /// agreement like any other: escrowed, metered and settled by delivery. When the prosumer
-    /// sells, the provider's tokens are escrowed (the provider must have approved this market)
-    /// and the prosumer's meter measures the delivery.
+    /// agreement like any other: escrowed, metered and settled by delivery. Its window starts now
+    /// at the earliest and ends within MAX_PROVIDER_TRADE_WINDOW. When the prosumer sells, the
+    /// provider's tokens are escrowed (the provider must have approved this market), the
+    /// prosumer's meter confirms the delivery, and the prosumer's open sales may escrow at most
+    /// providerSaleLimit.
     /// @param prosumerRole Buyer to buy from the provider, Seller to sell to it.
     /// @param quantity Milli-units.
     /// @param deliveryStart Start of the provision window, unix seconds.
@@ -499,7 +501,7 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
             buyerDeadline: 0
         });
         agreementId = keccak256(abi.encode(AGREEMENT_TYPEHASH, terms));
-        _open(agreementId, terms, terms.buyer, !buying);
+        _open(agreementId, terms, !buying);
         emit ProviderTradeOpened(agreementId, msg.sender, prosumerRole);
     }
 
@@ -631,9 +633,9 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         emit TariffsChanged(sellsAt, buysAt);
     }
 
-    /// Validates terms, stores the agreement as Open and escrows from `payer` (checks, effects,
+    /// Validates terms, stores the agreement as open and escrows from its buyer (checks, effects,
     /// then the token call).
-    function _open(bytes32 agreementId, Agreement memory terms, address payer, bool providerBuys) private {
+    function _open(bytes32 agreementId, Agreement memory terms, bool providerBuys) private {
         if (terms.seller == terms.buyer) revert UtilityMarketSelfTrade(terms.seller);
         if (terms.quantity == 0 || terms.quantity > type(uint96).max) {
             revert UtilityMarketInvalidQuantity(terms.quantity);
@@ -654,7 +656,7 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
             if (open > providerSaleLimit) revert UtilityMarketProviderSaleLimit(terms.seller, open, providerSaleLimit);
             providerSaleEscrow[terms.seller] = open;
         }
-        if (escrow != 0) token.safeTransferFrom(payer, address(this), escrow);
+        if (escrow != 0) token.safeTransferFrom(terms.buyer, address(this), escrow);
     }
 
     function _concludeNegotiation(Agreement calldata terms, Negotiation storage n, bytes32 agreementId) private {
