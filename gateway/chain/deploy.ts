@@ -28,6 +28,9 @@ export interface DeployOptions {
   readonly onStep?: (step: string) => void;
 }
 
+/** Decodes the market's custom errors (the token's constructor cannot revert). */
+const MARKET_INTERFACE = UtilityMarket__factory.createInterface();
+
 /** One deployment, mined, or an error naming the contract and, when it reverted, why. */
 async function deployed<T extends BaseContract>(
   what: string,
@@ -49,8 +52,6 @@ async function deployed<T extends BaseContract>(
     });
   }
 }
-
-const MARKET_INTERFACE = UtilityMarket__factory.createInterface();
 
 function nonZeroAddress(what: string, value: string): string {
   const address = getAddress(value);
