@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { EipError } from '../../core/errors.js';
-import { type Profile, profileSchema } from './profile.js';
+import { type Profile, profileSchema } from '../../core/meters/profile.js';
 
 /** hardware/meters, the nearest above this file: found alike from the sources and from dist/. */
 export function defaultProfileDir(): string {

@@ -3,9 +3,9 @@
  * connection, as a bus requires), and the answers are decoded into the profile's quantities.
  * The transport is a seam: Modbus TCP here, RTU and fakes elsewhere.
  */
-import { decodeQuantity } from './decode.js';
-import { planReads } from './plan.js';
-import { type Profile, type Quantity, quantities } from './profile.js';
+import { decodeQuantity } from '../../core/meters/decode.js';
+import { planReads } from '../../core/meters/plan.js';
+import { type Profile, type Quantity, quantities } from '../../core/meters/profile.js';
 
 export interface RegisterReader {
   /** `count` registers from `start` of the given space, as unsigned 16-bit numbers. */

@@ -27,3 +27,8 @@ export function parseCount(text: string, flag: string, max: number): number {
   }
   return value;
 }
+
+/** A TCP port to listen on; 0 asks for a free one. */
+export function parsePort(text: string): number {
+  return text === '0' ? 0 : parseCount(text, '--tcp', 65535);
+}

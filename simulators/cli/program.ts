@@ -8,11 +8,21 @@ import { commandOutput, type Io, reportFailure } from '../../core/cli.js';
 import { ROLES } from '../../core/negotiation/issues.js';
 import { MAX_ROUNDS_LIMIT } from '../../core/negotiation/protocol.js';
 import { getUtility, UTILITY_IDS } from '../../core/utilities.js';
+import { parseUnits } from '../../edge/cli/target.js';
+import { loadProfile } from '../../edge/meters/profiles.js';
 import { CASE_STUDY } from '../case-study.js';
+import { startMeterServer } from '../meters/modbus-tcp-server.js';
 import { bilateralScenario, runScenario } from '../negotiation/scenario.js';
-import { parseCount, parsePositive } from './numbers.js';
+import { parseCount, parsePort, parsePositive } from './numbers.js';
 import { checkPlotPath, emit } from './output.js';
 import { parsePsiFlag } from './psi-flag.js';
+
+interface MeterFlags {
+  readonly profile: string;
+  readonly tcp: string;
+  readonly host: string;
+  readonly units: string;
+}
 
 interface NegotiateFlags {
   readonly seller: string;
@@ -109,6 +119,32 @@ function program(io: Io): Command {
         maxRounds: given(flags.maxRounds, (t) => parseCount(t, '--max-rounds', MAX_ROUNDS_LIMIT)),
       });
       emit(runScenario(scenario), flags, io);
+    });
+  root
+    .command('meter')
+    .summary('serve a simulated meter of a profile over Modbus TCP until stopped')
+    .description(
+      'Serve simulated meters of a profile over Modbus TCP until Ctrl-C: several unit ids behind one port, like an RS-485-to-TCP converter. Energy counters grow with the simulated load.',
+    )
+    .requiredOption('--profile <name>', 'meter profile (see eip-edge profiles)')
+    .requiredOption('--tcp <port>', 'TCP port to listen on (0 picks a free one)')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--units <list>', 'unit ids that answer, e.g. 1-3,7', '1')
+    .action(async (flags: MeterFlags) => {
+      const server = await startMeterServer({
+        profile: loadProfile(flags.profile),
+        host: flags.host,
+        port: parsePort(flags.tcp),
+        units: parseUnits(flags.units),
+      });
+      io.stderr.write(
+        `eip-sim: ${flags.profile} units ${server.units.join(',')} on ${server.host}:${server.port} (Ctrl-C stops)\n`,
+      );
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await server.close();
     });
   return root;
 }

@@ -3,13 +3,13 @@
  * at typical figures; energy counters grow with the active power as the injected clock runs, so
  * successive reads look like a meter under load.
  */
-import { encodeQuantity } from '../../edge/meters/decode.js';
+import { encodeQuantity } from '../../core/meters/decode.js';
 import {
   type MEASURES,
   type Profile,
   type Quantity,
   quantities,
-} from '../../edge/meters/profile.js';
+} from '../../core/meters/profile.js';
 
 type Measure = (typeof MEASURES)[number];
 

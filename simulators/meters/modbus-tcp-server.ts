@@ -6,7 +6,7 @@
 import { createServer } from 'node:net';
 import modbusSerial from 'modbus-serial';
 import { EipError } from '../../core/errors.js';
-import type { Profile } from '../../edge/meters/profile.js';
+import type { Profile } from '../../core/meters/profile.js';
 import { MeterModel } from './meter-model.js';
 
 const { ServerTCP } = modbusSerial;

@@ -3,8 +3,8 @@ import type { PartyResult } from '../../core/negotiation/evaluation.js';
 import { ISSUES, ROLES, type Role } from '../../core/negotiation/issues.js';
 import type { Move } from '../../core/negotiation/protocol.js';
 import { concessionShape, type Psi } from '../../core/negotiation/strategy.js';
+import { textTable } from '../../core/text-table.js';
 import { formatMilli, formatTokens, type Milli } from '../../core/units.js';
-import { textTable } from '../text-table.js';
 import type { ScenarioResult } from './scenario.js';
 
 const signed = (text: string) => (text.startsWith('-') ? text : `+${text}`);

@@ -5,7 +5,7 @@
  * run.
  */
 import type { Agreement } from '../../core/messages/eip712.js';
-import { textTable } from '../../simulators/text-table.js';
+import { textTable } from '../../core/text-table.js';
 import {
   agreementTerms,
   openAgreement,

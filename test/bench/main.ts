@@ -10,8 +10,8 @@
  */
 import { negotiate } from '../../core/negotiation/protocol.js';
 import { psi, sigma } from '../../core/negotiation/strategy.js';
+import { textTable } from '../../core/text-table.js';
 import { CASE_STUDY } from '../../simulators/case-study.js';
-import { textTable } from '../../simulators/text-table.js';
 import { bilateral } from '../core/negotiation/setup.js';
 import { gasTable } from './gas.js';
 

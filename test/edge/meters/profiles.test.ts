@@ -4,11 +4,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { isEipError } from '../../../core/errors.js';
-import { decodeQuantity, encodeQuantity } from '../../../edge/meters/decode.js';
-import { planReads } from '../../../edge/meters/plan.js';
-import { quantities } from '../../../edge/meters/profile.js';
+import { decodeQuantity, encodeQuantity } from '../../../core/meters/decode.js';
+import { planReads } from '../../../core/meters/plan.js';
+import { quantities } from '../../../core/meters/profile.js';
+import { buildReadResponse, crc16, parseReadResponse } from '../../../core/meters/rtu-frame.js';
 import { loadProfile, parseProfile, profileNames } from '../../../edge/meters/profiles.js';
-import { buildReadResponse, crc16, parseReadResponse } from '../../../edge/meters/rtu-frame.js';
 
 /** A response to one planned request of the profile, and what it must decode to. */
 const GOLDEN: Record<string, { frame: string; start: number; expected: Record<string, number> }> = {

@@ -1,7 +1,7 @@
 /**
  * Meter profiles are data: one YAML file per meter model in hardware/meters, naming for each
  * quantity the register, the Modbus function that reads it, its encoding, scale and unit, and the
- * datasheet it came from. This module is the schema; loading lives in profiles.ts.
+ * datasheet it came from. This module is the schema; edge/meters/profiles.ts loads the files.
  */
 import { z } from 'zod';
 

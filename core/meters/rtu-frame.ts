@@ -3,7 +3,7 @@
  * responses and byte count. Used to check what arrives on a bus and by the simulators to build
  * frames; a response that arrives in pieces is parsed once `expectedLength` bytes are in.
  */
-import { EipError } from '../../core/errors.js';
+import { EipError } from '../errors.js';
 
 /** CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF), sent low byte first. */
 export function crc16(bytes: Uint8Array): number {

@@ -1,0 +1,47 @@
+/** Parsing the `--tcp HOST:PORT` and `--unit` flags an installer types. */
+import { EipError } from '../../core/errors.js';
+
+export function parseTcp(text: string): { host: string; port: number } {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (!match?.[1] || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new EipError('INVALID_ARGUMENT', `--tcp: "${text}" is not HOST:PORT (port 1 to 65535)`);
+  }
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
+}
+
+/** Modbus unit ids: 1 to 247 address a device (0 is broadcast, 248+ reserved). */
+export function parseUnit(text: string, flag = '--unit'): number {
+  const unit = Number(text);
+  if (!/^\d{1,3}$/.test(text) || unit < 1 || unit > 247) {
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      `${flag}: "${text}" is not a Modbus unit id from 1 to 247`,
+    );
+  }
+  return unit;
+}
+
+/** `1-10,17` as the list of unit ids it names. */
+export function parseUnits(text: string): number[] {
+  const units = new Set<number>();
+  for (const part of text.split(',')) {
+    const [from, to = from] = part.split('-');
+    const first = parseUnit(from ?? '', '--units');
+    const last = parseUnit(to ?? '', '--units');
+    if (last < first) throw new EipError('INVALID_ARGUMENT', `--units: "${part}" runs backwards`);
+    for (let unit = first; unit <= last; unit++) units.add(unit);
+  }
+  return [...units].sort((a, b) => a - b);
+}
+
+export function parseMilliseconds(text: string, flag: string): number {
+  const ms = Number(text);
+  if (!/^\d{1,6}$/.test(text) || ms < 10) {
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      `${flag}: "${text}" is not a time in milliseconds from 10 to 999999`,
+    );
+  }
+  return ms;
+}

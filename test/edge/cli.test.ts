@@ -1,0 +1,155 @@
+/** `eip-edge` as an installer uses it, against simulated meters over real Modbus TCP. */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../edge/cli/program.js';
+import { ModbusTcpReader } from '../../edge/meters/modbus-tcp.js';
+import { loadProfile } from '../../edge/meters/profiles.js';
+import { readProfile } from '../../edge/meters/reader.js';
+import { type MeterServer, startMeterServer } from '../../simulators/meters/modbus-tcp-server.js';
+
+async function run(argv: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const io = {
+    stdout: { write: (t: string) => (stdout += t) },
+    stderr: { write: (t: string) => (stderr += t) },
+  };
+  const code = await main(argv, io);
+  return { code, stdout, stderr };
+}
+
+let server: MeterServer;
+let address: string;
+
+beforeAll(async () => {
+  server = await startMeterServer({
+    profile: loadProfile('eastron-sdm120'),
+    units: [1, 5],
+    clock: () => 0,
+  });
+  address = `${server.host}:${server.port}`;
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+describe('eip-edge read', () => {
+  it('prints every quantity with its unit', async () => {
+    const { code, stdout } = await run([
+      'read',
+      '--profile',
+      'eastron-sdm120',
+      '--tcp',
+      address,
+      '--unit',
+      '5',
+    ]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(new RegExp(`^Eastron SDM120-Modbus, unit 5 at ${address}\\n`));
+    expect(stdout).toMatch(/\nvoltage +230 +V\n/);
+    expect(stdout).toMatch(/\ntotal_energy +1000 +kWh\n$/);
+  });
+
+  it('prints {quantity: value} with --json, in the profile units', async () => {
+    const { code, stdout } = await run([
+      'read',
+      '--profile',
+      'eastron-sdm120',
+      '--tcp',
+      address,
+      '--json',
+    ]);
+    expect(code).toBe(0);
+    const values = JSON.parse(stdout) as Record<string, number>;
+    expect(Object.keys(values)).toHaveLength(10);
+    expect(values.voltage).toBe(230);
+    expect(values.frequency).toBe(50);
+  });
+
+  it('refuses bad input with one line naming it', async () => {
+    for (const [argv, message, exit] of [
+      [
+        ['--profile', 'sdm9', '--tcp', address],
+        /^eip-edge: unknown meter profile "sdm9"; known: /,
+        2,
+      ],
+      [
+        ['--profile', 'eastron-sdm120', '--tcp', 'meter'],
+        /^eip-edge: --tcp: "meter" is not HOST:PORT/,
+        2,
+      ],
+      [
+        ['--profile', 'eastron-sdm120', '--tcp', address, '--unit', '0'],
+        /--unit: "0" is not a Modbus unit id from 1 to 247/,
+        2,
+      ],
+      [
+        ['--profile', 'eastron-sdm120', '--tcp', address, '--unit', '9'],
+        /^eip-edge: unit 9 at .*: Modbus exception 11, gateway target failed to respond/,
+        1,
+      ],
+      [
+        ['--profile', 'eastron-sdm120', '--tcp', '127.0.0.1:1'],
+        /^eip-edge: cannot connect to Modbus TCP 127\.0\.0\.1:1: /,
+        1,
+      ],
+    ] as const) {
+      const result = await run(['read', ...argv]);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.code).toBe(exit);
+    }
+  });
+});
+
+describe('eip-edge scan and profiles', () => {
+  it('lists the unit ids that answer', async () => {
+    const { code, stdout, stderr } = await run(['scan', '--tcp', address, '--units', '1-8']);
+    expect(code).toBe(0);
+    expect(stdout).toBe('1\n5\n');
+    expect(stderr).toMatch(/2 unit id\(s\) answered/);
+  });
+
+  it('lists the shipped profiles', async () => {
+    const { stdout } = await run(['profiles']);
+    expect(stdout).toMatch(/eastron-sdm630 +Eastron SDM630-Modbus V2 +electricity +14\n/);
+  });
+});
+
+describe('eip-sim meter', () => {
+  it('serves a profile until stopped, on the port it names', async () => {
+    const bin = join(import.meta.dirname, '../../dist/simulators/cli/main.js');
+    const child = spawn(bin, [
+      'meter',
+      '--profile',
+      'carlo-gavazzi-em24',
+      '--tcp',
+      '0',
+      '--units',
+      '1-2',
+    ]);
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        child.once('exit', (code) => reject(new Error(`exited ${code}`)));
+        createInterface({ input: child.stderr }).once('line', resolve);
+      });
+      const match =
+        /^eip-sim: carlo-gavazzi-em24 units 1,2 on 127\.0\.0\.1:(\d+) \(Ctrl-C stops\)$/.exec(line);
+      expect(match).not.toBeNull();
+      const reader = await ModbusTcpReader.connect({
+        host: '127.0.0.1',
+        port: Number(match?.[1]),
+        unit: 2,
+      });
+      const readings = await readProfile(reader, loadProfile('carlo-gavazzi-em24'));
+      await reader.close();
+      expect(readings.find((r) => r.quantity.name === 'frequency')?.value).toBeCloseTo(50, 6);
+    } finally {
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
+  });
+});
