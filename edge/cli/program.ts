@@ -6,22 +6,26 @@
 import { Command } from 'commander';
 import { commandOutput, type Io, reportFailure } from '../../core/cli.js';
 import { textTable } from '../../core/text-table.js';
-import { ModbusTcpReader } from '../meters/modbus-tcp.js';
+import { describeLink, ModbusReader } from '../meters/modbus-client.js';
 import { loadProfile, profileNames } from '../meters/profiles.js';
 import { readProfile } from '../meters/reader.js';
 import { scanUnits } from '../meters/scan.js';
-import { parseMilliseconds, parseTcp, parseUnit, parseUnits } from './target.js';
+import { parseLink, parseMilliseconds, parseUnit, parseUnits } from './target.js';
 
-interface ReadFlags {
+interface LinkFlags {
+  readonly tcp?: string;
+  readonly rtu?: string;
+  readonly baud: string;
+}
+
+interface ReadFlags extends LinkFlags {
   readonly profile: string;
-  readonly tcp: string;
   readonly unit: string;
   readonly timeout: string;
   readonly json?: boolean;
 }
 
-interface ScanFlags {
-  readonly tcp: string;
+interface ScanFlags extends LinkFlags {
   readonly units: string;
   readonly timeout: string;
 }
@@ -39,18 +43,20 @@ function program(io: Io): Command {
       "Read every quantity of a meter's profile once, to check the wiring and the profile. Values are in the profile's units.",
     )
     .requiredOption('--profile <name>', 'meter profile (see eip-edge profiles)')
-    .requiredOption('--tcp <host:port>', 'Modbus TCP address of the meter or RS-485 converter')
+    .option('--tcp <host:port>', 'Modbus TCP address of the meter or RS-485 converter')
+    .option('--rtu <device>', 'serial device of the RS-485 adapter (Modbus RTU)')
+    .option('--baud <rate>', 'RTU baud rate', '9600')
     .option('--unit <id>', 'Modbus unit id', '1')
     .option('--timeout <ms>', 'per request', '1000')
     .option('--json', 'print {"quantity": value, ...}')
     .action(async (flags: ReadFlags) => {
       const profile = loadProfile(flags.profile);
       const target = {
-        ...parseTcp(flags.tcp),
+        link: parseLink(flags),
         unit: parseUnit(flags.unit),
         timeoutMs: parseMilliseconds(flags.timeout, '--timeout'),
       };
-      const reader = await ModbusTcpReader.connect(target);
+      const reader = await ModbusReader.connect(target);
       try {
         const readings = await readProfile(reader, profile);
         if (flags.json) {
@@ -59,7 +65,7 @@ function program(io: Io): Command {
           return;
         }
         io.stdout.write(
-          `${profile.manufacturer} ${profile.model}, unit ${target.unit} at ${target.host}:${target.port}\n\n`,
+          `${profile.manufacturer} ${profile.model}, unit ${target.unit} at ${describeLink(target.link)}\n\n`,
         );
         io.stdout.write(
           `${textTable(
@@ -75,13 +81,15 @@ function program(io: Io): Command {
 
   root
     .command('scan')
-    .summary('list the unit ids that answer at a Modbus TCP address')
-    .requiredOption('--tcp <host:port>', 'Modbus TCP address of the RS-485 converter or meter')
+    .summary('list the unit ids that answer on a bus or at a converter')
+    .option('--tcp <host:port>', 'Modbus TCP address of the RS-485 converter or meter')
+    .option('--rtu <device>', 'serial device of the RS-485 adapter (Modbus RTU)')
+    .option('--baud <rate>', 'RTU baud rate', '9600')
     .option('--units <list>', 'unit ids to try, e.g. 1-10,17', '1-247')
     .option('--timeout <ms>', 'per unit id', '300')
     .action(async (flags: ScanFlags) => {
       const found = await scanUnits({
-        ...parseTcp(flags.tcp),
+        link: parseLink(flags),
         units: parseUnits(flags.units),
         timeoutMs: parseMilliseconds(flags.timeout, '--timeout'),
         onProgress: (unit, total) => {

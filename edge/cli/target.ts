@@ -1,5 +1,28 @@
-/** Parsing the `--tcp HOST:PORT` and `--unit` flags an installer types. */
+/** Parsing the link (`--tcp HOST:PORT` or `--rtu DEVICE --baud N`) and `--unit` flags an installer types. */
 import { EipError } from '../../core/errors.js';
+import type { Link } from '../meters/modbus-client.js';
+
+/** Baud rates RS-485 meters offer. */
+export const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] as const;
+
+/** Exactly one of --tcp and --rtu. */
+export function parseLink(flags: { tcp?: string; rtu?: string; baud: string }): Link {
+  if ((flags.tcp === undefined) === (flags.rtu === undefined)) {
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      'give the meter as either --tcp HOST:PORT or --rtu DEVICE',
+    );
+  }
+  if (flags.tcp !== undefined) return { kind: 'tcp', ...parseTcp(flags.tcp) };
+  const baudRate = Number(flags.baud);
+  if (!(BAUD_RATES as readonly number[]).includes(baudRate)) {
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      `--baud: "${flags.baud}" is not one of ${BAUD_RATES.join(', ')}`,
+    );
+  }
+  return { kind: 'rtu', path: flags.rtu as string, baudRate };
+}
 
 export function parseTcp(text: string): { host: string; port: number } {
   const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);

@@ -1,14 +1,13 @@
 /**
- * Which unit ids answer at one Modbus TCP address. A unit answers if it returns registers or any
- * Modbus exception of its own (an exception proves a device is there); a converter's "target
- * failed to respond" (10, 11) and silence mean nobody is. One unit at a time, like the bus.
+ * Which unit ids answer on one link. A unit answers if it returns registers or any Modbus
+ * exception of its own (an exception proves a device is there); a converter's "target failed to
+ * respond" (10, 11) and silence mean nobody is. One unit at a time, on one connection.
  */
 import { isEipError } from '../../core/errors.js';
-import { ModbusTcpReader } from './modbus-tcp.js';
+import { type Link, ModbusReader } from './modbus-client.js';
 
 export interface ScanOptions {
-  readonly host: string;
-  readonly port: number;
+  readonly link: Link;
   readonly units: readonly number[];
   readonly timeoutMs: number;
   readonly onProgress?: (tried: number, total: number) => void;
@@ -16,19 +15,27 @@ export interface ScanOptions {
 
 export async function scanUnits(options: ScanOptions): Promise<number[]> {
   const found: number[] = [];
-  let tried = 0;
-  for (const unit of options.units) {
-    const reader = await ModbusTcpReader.connect({ ...options, unit });
-    try {
-      await reader.read('holding', 0, 1);
-      found.push(unit);
-    } catch (error) {
-      const exception = isEipError(error) ? error.details.exception : undefined;
-      if (typeof exception === 'number' && exception !== 10 && exception !== 11) found.push(unit);
-    } finally {
-      await reader.close();
+  const first = options.units[0];
+  if (first === undefined) return found;
+  const bus = await ModbusReader.connect({
+    link: options.link,
+    unit: first,
+    timeoutMs: options.timeoutMs,
+  });
+  try {
+    let tried = 0;
+    for (const unit of options.units) {
+      try {
+        await bus.forUnit(unit).read('holding', 0, 1);
+        found.push(unit);
+      } catch (error) {
+        const exception = isEipError(error) ? error.details.exception : undefined;
+        if (typeof exception === 'number' && exception !== 10 && exception !== 11) found.push(unit);
+      }
+      options.onProgress?.(++tried, options.units.length);
     }
-    options.onProgress?.(++tried, options.units.length);
+  } finally {
+    await bus.close();
   }
   return found;
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../edge/cli/program.js';
-import { ModbusTcpReader } from '../../edge/meters/modbus-tcp.js';
+import { ModbusReader } from '../../edge/meters/modbus-client.js';
 import { loadProfile } from '../../edge/meters/profiles.js';
 import { readProfile } from '../../edge/meters/reader.js';
 import { type MeterServer, startMeterServer } from '../../simulators/meters/modbus-tcp-server.js';
@@ -92,7 +92,7 @@ describe('eip-edge read', () => {
       ],
       [
         ['--profile', 'eastron-sdm120', '--tcp', '127.0.0.1:1'],
-        /^eip-edge: cannot connect to Modbus TCP 127\.0\.0\.1:1: /,
+        /^eip-edge: cannot open Modbus TCP 127\.0\.0\.1:1: /,
         1,
       ],
     ] as const) {
@@ -138,9 +138,8 @@ describe('eip-sim meter', () => {
       const match =
         /^eip-sim: carlo-gavazzi-em24 units 1,2 on 127\.0\.0\.1:(\d+) \(Ctrl-C stops\)$/.exec(line);
       expect(match).not.toBeNull();
-      const reader = await ModbusTcpReader.connect({
-        host: '127.0.0.1',
-        port: Number(match?.[1]),
+      const reader = await ModbusReader.connect({
+        link: { kind: 'tcp', host: '127.0.0.1', port: Number(match?.[1]) },
         unit: 2,
       });
       const readings = await readProfile(reader, loadProfile('carlo-gavazzi-em24'));

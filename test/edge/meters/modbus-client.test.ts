@@ -1,7 +1,7 @@
 /** Reading every profile over real Modbus TCP framing from the simulator, on loopback. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isEipError } from '../../../core/errors.js';
-import { ModbusTcpReader } from '../../../edge/meters/modbus-tcp.js';
+import { ModbusReader } from '../../../edge/meters/modbus-client.js';
 import { loadProfile, profileNames } from '../../../edge/meters/profiles.js';
 import { readProfile } from '../../../edge/meters/reader.js';
 import { MeterModel } from '../../../simulators/meters/meter-model.js';
@@ -28,7 +28,10 @@ describe.each(profileNames())('%s over Modbus TCP', (name) => {
   it('reads every quantity as the meter holds it, from each unit id', async () => {
     const expected = new MeterModel(profile, clock);
     for (const unit of server.units) {
-      const reader = await ModbusTcpReader.connect({ host: server.host, port: server.port, unit });
+      const reader = await ModbusReader.connect({
+        link: { kind: 'tcp', host: server.host, port: server.port },
+        unit,
+      });
       try {
         const readings = await readProfile(reader, profile);
         expect(readings.map((r) => r.quantity.name).sort()).toEqual(
@@ -44,7 +47,10 @@ describe.each(profileNames())('%s over Modbus TCP', (name) => {
   });
 
   it('says which unit does not answer behind the converter', async () => {
-    const reader = await ModbusTcpReader.connect({ host: server.host, port: server.port, unit: 3 });
+    const reader = await ModbusReader.connect({
+      link: { kind: 'tcp', host: server.host, port: server.port },
+      unit: 3,
+    });
     try {
       const failure = await readProfile(reader, profile).catch((error: unknown) => error);
       expect(isEipError(failure, 'IO_ERROR')).toBe(true);
@@ -61,17 +67,21 @@ describe.each(profileNames())('%s over Modbus TCP', (name) => {
 
 describe('Modbus TCP failures', () => {
   it('names the address it could not connect to', async () => {
-    const failure = await ModbusTcpReader.connect({ host: '127.0.0.1', port: 1, unit: 1 }).catch(
-      (error: unknown) => error,
-    );
+    const failure = await ModbusReader.connect({
+      link: { kind: 'tcp', host: '127.0.0.1', port: 1 },
+      unit: 1,
+    }).catch((error: unknown) => error);
     expect(isEipError(failure, 'IO_ERROR')).toBe(true);
-    expect((failure as Error).message).toMatch(/^cannot connect to Modbus TCP 127\.0\.0\.1:1: /);
+    expect((failure as Error).message).toMatch(/^cannot open Modbus TCP 127\.0\.0\.1:1: /);
   });
 
   it('reports a register the meter refuses as exception 2, naming the registers', async () => {
     const profile = loadProfile('carlo-gavazzi-em24');
     const server = await startMeterServer({ profile, clock });
-    const reader = await ModbusTcpReader.connect({ host: server.host, port: server.port, unit: 1 });
+    const reader = await ModbusReader.connect({
+      link: { kind: 'tcp', host: server.host, port: server.port },
+      unit: 1,
+    });
     try {
       const failure = await reader.read('holding', 0x0100, 2).catch((error: unknown) => error);
       expect((failure as Error).message).toBe(
