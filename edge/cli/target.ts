@@ -6,7 +6,11 @@ import type { Link } from '../meters/modbus-client.js';
 export const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] as const;
 
 /** Exactly one of --tcp and --rtu. */
-export function parseLink(flags: { tcp?: string; rtu?: string; baud: string }): Link {
+export function parseLink(flags: {
+  tcp?: string | undefined;
+  rtu?: string | undefined;
+  baud: string;
+}): Link {
   if ((flags.tcp === undefined) === (flags.rtu === undefined)) {
     throw new EipError(
       'INVALID_ARGUMENT',

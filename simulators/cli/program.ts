@@ -8,10 +8,11 @@ import { commandOutput, type Io, reportFailure } from '../../core/cli.js';
 import { ROLES } from '../../core/negotiation/issues.js';
 import { MAX_ROUNDS_LIMIT } from '../../core/negotiation/protocol.js';
 import { getUtility, UTILITY_IDS } from '../../core/utilities.js';
-import { parseUnits } from '../../edge/cli/target.js';
+import { parseLink, parseUnits } from '../../edge/cli/target.js';
+import { describeLink } from '../../edge/meters/modbus-client.js';
 import { loadProfile } from '../../edge/meters/profiles.js';
 import { CASE_STUDY } from '../case-study.js';
-import { startMeterServer } from '../meters/modbus-tcp-server.js';
+import { startMeterServer } from '../meters/meter-server.js';
 import { bilateralScenario, runScenario } from '../negotiation/scenario.js';
 import { parseCount, parsePort, parsePositive } from './numbers.js';
 import { checkPlotPath, emit } from './output.js';
@@ -19,8 +20,10 @@ import { parsePsiFlag } from './psi-flag.js';
 
 interface MeterFlags {
   readonly profile: string;
-  readonly tcp: string;
+  readonly tcp?: string;
   readonly host: string;
+  readonly rtu?: string;
+  readonly baud: string;
   readonly units: string;
 }
 
@@ -122,23 +125,29 @@ function program(io: Io): Command {
     });
   root
     .command('meter')
-    .summary('serve a simulated meter of a profile over Modbus TCP until stopped')
+    .summary('serve simulated meters of a profile over Modbus TCP or RTU until stopped')
     .description(
-      'Serve simulated meters of a profile over Modbus TCP until Ctrl-C: several unit ids behind one port, like an RS-485-to-TCP converter. Energy counters grow with the simulated load.',
+      'Serve simulated meters of a profile until Ctrl-C: over Modbus TCP, several unit ids behind one port like an RS-485-to-TCP converter, or over Modbus RTU on a serial device. Energy counters grow with the simulated load.',
     )
     .requiredOption('--profile <name>', 'meter profile (see eip-edge profiles)')
-    .requiredOption('--tcp <port>', 'TCP port to listen on (0 picks a free one)')
-    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--tcp <port>', 'TCP port to listen on (0 picks a free one)')
+    .option('--host <address>', 'address to listen on with --tcp', '127.0.0.1')
+    .option('--rtu <device>', 'serial device to answer on (Modbus RTU)')
+    .option('--baud <rate>', 'RTU baud rate', '9600')
     .option('--units <list>', 'unit ids that answer, e.g. 1-3,7', '1')
     .action(async (flags: MeterFlags) => {
+      // --tcp takes a port here (the simulator listens); the rest of the link rules are edge's.
+      const link =
+        flags.tcp !== undefined && flags.rtu === undefined
+          ? ({ kind: 'tcp', host: flags.host, port: parsePort(flags.tcp) } as const)
+          : parseLink({ tcp: flags.tcp, rtu: flags.rtu, baud: flags.baud });
       const server = await startMeterServer({
         profile: loadProfile(flags.profile),
-        host: flags.host,
-        port: parsePort(flags.tcp),
+        link,
         units: parseUnits(flags.units),
       });
       io.stderr.write(
-        `eip-sim: ${flags.profile} units ${server.units.join(',')} on ${server.host}:${server.port} (Ctrl-C stops)\n`,
+        `eip-sim: ${flags.profile} units ${server.units.join(',')} on ${describeLink(server.link)} (Ctrl-C stops)\n`,
       );
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);

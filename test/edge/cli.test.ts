@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../edge/cli/program.js';
-import { ModbusReader } from '../../edge/meters/modbus-client.js';
+import { describeLink, ModbusReader } from '../../edge/meters/modbus-client.js';
 import { loadProfile } from '../../edge/meters/profiles.js';
 import { readProfile } from '../../edge/meters/reader.js';
-import { type MeterServer, startMeterServer } from '../../simulators/meters/modbus-tcp-server.js';
+import { type MeterServer, startMeterServer } from '../../simulators/meters/meter-server.js';
+import { openPtyPair, RUN_PTY_SUITES } from '../support/pty-pair.js';
 
 async function run(argv: string[]) {
   let stdout = '';
@@ -26,10 +27,11 @@ let address: string;
 beforeAll(async () => {
   server = await startMeterServer({
     profile: loadProfile('eastron-sdm120'),
+    link: { kind: 'tcp', host: '127.0.0.1', port: 0 },
     units: [1, 5],
     clock: () => 0,
   });
-  address = `${server.host}:${server.port}`;
+  address = describeLink(server.link);
 });
 afterAll(async () => {
   await server?.close();
@@ -149,6 +151,58 @@ describe('eip-sim meter', () => {
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
+    }
+  });
+});
+
+describe.skipIf(!RUN_PTY_SUITES)('eip-edge on an RS-485 bus (pseudo-terminal)', () => {
+  it('reads a meter with --rtu and refuses a baud rate meters do not use', async () => {
+    const pty = await openPtyPair();
+    const bus = await startMeterServer({
+      profile: loadProfile('carlo-gavazzi-em24'),
+      link: { kind: 'rtu', path: pty.a, baudRate: 19200 },
+      units: [3],
+    });
+    try {
+      const argv = [
+        'read',
+        '--profile',
+        'carlo-gavazzi-em24',
+        '--rtu',
+        pty.b,
+        '--baud',
+        '19200',
+        '--unit',
+        '3',
+      ];
+      const { code, stdout } = await run([...argv, '--json']);
+      expect(code).toBe(0);
+      expect(JSON.parse(stdout)).toMatchObject({ frequency: 50, voltage_l1: 230 });
+      const bad = await run([
+        'read',
+        '--profile',
+        'carlo-gavazzi-em24',
+        '--rtu',
+        pty.b,
+        '--baud',
+        '9601',
+      ]);
+      expect(bad.stderr).toMatch(/^eip-edge: --baud: "9601" is not one of 1200, 2400/);
+      const both = await run([
+        'read',
+        '--profile',
+        'carlo-gavazzi-em24',
+        '--rtu',
+        pty.b,
+        '--tcp',
+        address,
+      ]);
+      expect(both.stderr).toBe(
+        'eip-edge: give the meter as either --tcp HOST:PORT or --rtu DEVICE\n',
+      );
+    } finally {
+      await bus.close();
+      await pty.close();
     }
   });
 });

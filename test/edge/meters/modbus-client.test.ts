@@ -1,14 +1,11 @@
 /** Reading every profile over real Modbus TCP framing from the simulator, on loopback. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isEipError } from '../../../core/errors.js';
-import { ModbusReader } from '../../../edge/meters/modbus-client.js';
+import { describeLink, ModbusReader } from '../../../edge/meters/modbus-client.js';
 import { loadProfile, profileNames } from '../../../edge/meters/profiles.js';
 import { readProfile } from '../../../edge/meters/reader.js';
 import { MeterModel } from '../../../simulators/meters/meter-model.js';
-import {
-  type MeterServer,
-  startMeterServer,
-} from '../../../simulators/meters/modbus-tcp-server.js';
+import { type MeterServer, startMeterServer } from '../../../simulators/meters/meter-server.js';
 
 const NOW = 1_800_000_000_000;
 const clock = () => NOW;
@@ -19,7 +16,12 @@ describe.each(profileNames())('%s over Modbus TCP', (name) => {
 
   beforeAll(async () => {
     // Two meters behind one address, like an RS-485-to-TCP converter.
-    server = await startMeterServer({ profile, units: [1, 7], clock });
+    server = await startMeterServer({
+      profile,
+      link: { kind: 'tcp', host: '127.0.0.1', port: 0 },
+      units: [1, 7],
+      clock,
+    });
   });
   afterAll(async () => {
     await server?.close();
@@ -29,7 +31,7 @@ describe.each(profileNames())('%s over Modbus TCP', (name) => {
     const expected = new MeterModel(profile, clock);
     for (const unit of server.units) {
       const reader = await ModbusReader.connect({
-        link: { kind: 'tcp', host: server.host, port: server.port },
+        link: server.link,
         unit,
       });
       try {
@@ -48,7 +50,7 @@ describe.each(profileNames())('%s over Modbus TCP', (name) => {
 
   it('says which unit does not answer behind the converter', async () => {
     const reader = await ModbusReader.connect({
-      link: { kind: 'tcp', host: server.host, port: server.port },
+      link: server.link,
       unit: 3,
     });
     try {
@@ -56,7 +58,7 @@ describe.each(profileNames())('%s over Modbus TCP', (name) => {
       expect(isEipError(failure, 'IO_ERROR')).toBe(true);
       expect((failure as Error).message).toMatch(
         new RegExp(
-          `^unit 3 at 127\\.0\\.0\\.1:${server.port}, \\w+ registers \\d+\\.\\.\\d+: Modbus exception 11, gateway target failed to respond`,
+          `^unit 3 at ${describeLink(server.link).replaceAll('.', '\\.')}, \\w+ registers \\d+\\.\\.\\d+: Modbus exception 11, gateway target failed to respond`,
         ),
       );
     } finally {
@@ -77,15 +79,19 @@ describe('Modbus TCP failures', () => {
 
   it('reports a register the meter refuses as exception 2, naming the registers', async () => {
     const profile = loadProfile('carlo-gavazzi-em24');
-    const server = await startMeterServer({ profile, clock });
+    const server = await startMeterServer({
+      profile,
+      link: { kind: 'tcp', host: '127.0.0.1', port: 0 },
+      clock,
+    });
     const reader = await ModbusReader.connect({
-      link: { kind: 'tcp', host: server.host, port: server.port },
+      link: server.link,
       unit: 1,
     });
     try {
       const failure = await reader.read('holding', 0x0100, 2).catch((error: unknown) => error);
       expect((failure as Error).message).toBe(
-        `unit 1 at 127.0.0.1:${server.port}, holding registers 256..257: Modbus exception 2, illegal data address (is the profile right for this meter?)`,
+        `unit 1 at ${describeLink(server.link)}, holding registers 256..257: Modbus exception 2, illegal data address (is the profile right for this meter?)`,
       );
     } finally {
       await reader.close();
