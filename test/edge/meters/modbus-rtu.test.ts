@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isEipError } from '../../../core/errors.js';
 import { type Link, ModbusReader } from '../../../edge/meters/modbus-client.js';
+import { Poller } from '../../../edge/meters/poller.js';
 import { loadProfile, profileNames } from '../../../edge/meters/profiles.js';
 import { readProfile } from '../../../edge/meters/reader.js';
 import { scanUnits } from '../../../edge/meters/scan.js';
@@ -66,6 +67,28 @@ describe.skipIf(!RUN_PTY_SUITES).each(profileNames())(
         expect(await readProfile(bus.forUnit(2), profile)).toHaveLength(
           Object.keys(profile.quantities).length,
         );
+      } finally {
+        await bus.close();
+      }
+    });
+
+    it('polls on, with a silent meter backing off, and marks only it stale', async () => {
+      const bus = await ModbusReader.connect({ link, unit: 1, timeoutMs: 150 });
+      try {
+        const poller = new Poller({
+          meters: [
+            { id: 'absent', profile, reader: bus.forUnit(9) },
+            { id: 'present', profile, reader: bus.forUnit(1) },
+          ],
+          retries: 0,
+        });
+        expect(await poller.cycle()).toEqual(['present']);
+        const started = Date.now();
+        expect(await poller.cycle()).toEqual(['present']);
+        // The absent meter was skipped, not waited for, in the second cycle.
+        expect(Date.now() - started).toBeLessThan(150);
+        expect(poller.staleMeters()).toEqual(['absent']);
+        expect(poller.counters.skippedBackingOff).toBe(1);
       } finally {
         await bus.close();
       }
