@@ -4,15 +4,11 @@
  * frames; a response that arrives in pieces is parsed once `expectedLength` bytes are in.
  */
 import { EipError } from '../errors.js';
+import { crc16 } from './crc16.js';
 
-/** CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF), sent low byte first. */
-export function crc16(bytes: Uint8Array): number {
-  let crc = 0xffff;
-  for (const byte of bytes) {
-    crc ^= byte;
-    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0xa001 : crc >>> 1;
-  }
-  return crc;
+/** CRC-16/MODBUS, sent low byte first. */
+export function crc16Modbus(bytes: Uint8Array): number {
+  return crc16(bytes, 0xffff);
 }
 
 export const FUNCTION_CODES = { holding: 3, input: 4 } as const;
@@ -37,7 +33,7 @@ export function buildReadResponse(response: ReadResponse): Buffer {
     body.writeUInt16BE(word, 3 + i * 2);
   });
   const crc = Buffer.alloc(2);
-  crc.writeUInt16LE(crc16(body));
+  crc.writeUInt16LE(crc16Modbus(body));
   return Buffer.concat([body, crc]);
 }
 
@@ -56,7 +52,7 @@ export function parseReadResponse(frame: Uint8Array): ReadResponse {
   if (frame.length < 5) throw frameError(`RTU frame of ${frame.length} bytes is too short`, frame);
   const body = frame.subarray(0, frame.length - 2);
   const sent = Buffer.from(frame.subarray(frame.length - 2)).readUInt16LE(0);
-  if (crc16(body) !== sent) throw frameError('RTU frame fails its CRC', frame);
+  if (crc16Modbus(body) !== sent) throw frameError('RTU frame fails its CRC', frame);
   const unit = frame[0] as number;
   const code = frame[1] as number;
   if (code & 0x80) {
