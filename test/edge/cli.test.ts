@@ -8,17 +8,11 @@ import { describeLink, ModbusReader } from '../../edge/meters/modbus-client.js';
 import { loadProfile } from '../../edge/meters/profiles.js';
 import { readProfile } from '../../edge/meters/reader.js';
 import { type MeterServer, startMeterServer } from '../../simulators/meters/meter-server.js';
+import { capture } from '../support/capture.js';
 import { openPtyPair, RUN_PTY_SUITES } from '../support/pty-pair.js';
 
-async function run(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const io = {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-  };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
+function run(argv: string[]) {
+  return capture((io) => main(argv, io));
 }
 
 let server: MeterServer;

@@ -11,21 +11,15 @@ import { isEipError } from '../../core/errors.js';
 import { ANVIL_DEV_KEY, type Anvil, startAnvil } from '../../gateway/chain/anvil.js';
 import { readManifest } from '../../gateway/chain/manifest.js';
 import { main } from '../../gateway/cli/program.js';
+import { capture } from '../support/capture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'eip-deploy-'));
 const manifestPath = join(dir, 'deployment.json');
 let anvil: Anvil;
 let deployment: Awaited<ReturnType<typeof run>>;
 
-async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
-  let stdout = '';
-  let stderr = '';
-  const io = {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-  };
-  const code = await main(argv, io, env);
-  return { code, stdout, stderr };
+function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  return capture((io) => main(argv, io, env));
 }
 
 async function deployerNonce(): Promise<number> {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../simulators/cli/program.js';
+import { capture } from '../support/capture.js';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '../../dist/simulators/cli/main.js');
@@ -12,14 +13,8 @@ const TABLE1 = ['--seller', 'ip=80,rp=20,dl=20,cr=2', '--buyer', 'ip=20,rp=80,dl
 const scratch = mkdtempSync(join(tmpdir(), 'eip-sim-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-async function sim(...argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-  });
-  return { code, stdout, stderr };
+function sim(...argv: string[]) {
+  return capture((io) => main(argv, io));
 }
 
 describe('eip-sim case-study', () => {
