@@ -5,6 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { commandOutput, type Io, reportFailure } from '../../core/cli.js';
+import { EipError } from '../../core/errors.js';
 import { ROLES } from '../../core/negotiation/issues.js';
 import { MAX_ROUNDS_LIMIT } from '../../core/negotiation/protocol.js';
 import { getUtility, UTILITY_IDS } from '../../core/utilities.js';
@@ -13,6 +14,7 @@ import { describeLink } from '../../edge/meters/modbus-client.js';
 import { loadProfile } from '../../edge/meters/profiles.js';
 import { CASE_STUDY } from '../case-study.js';
 import { startMeterServer } from '../meters/meter-server.js';
+import { FAULTS, type Fault } from '../meters/rtu-slave.js';
 import { bilateralScenario, runScenario } from '../negotiation/scenario.js';
 import { parseCount, parsePort, parsePositive } from './numbers.js';
 import { checkPlotPath, emit } from './output.js';
@@ -25,6 +27,8 @@ interface MeterFlags {
   readonly rtu?: string;
   readonly baud: string;
   readonly units: string;
+  readonly fault?: Fault[];
+  readonly faultRate: string;
 }
 
 interface NegotiateFlags {
@@ -135,16 +139,36 @@ function program(io: Io): Command {
     .option('--rtu <device>', 'serial device to answer on (Modbus RTU)')
     .option('--baud <rate>', 'RTU baud rate', '9600')
     .option('--units <list>', 'unit ids that answer, e.g. 1-3,7', '1')
+    .addOption(
+      new Option('--fault <kind...>', 'with --rtu: inject a bus fault into answers').choices(
+        FAULTS,
+      ),
+    )
+    .option('--fault-rate <share>', 'share of answers that get the fault, 0 to 1', '1')
     .action(async (flags: MeterFlags) => {
       // --tcp takes a port here (the simulator listens); the rest of the link rules are edge's.
       const link =
         flags.tcp !== undefined && flags.rtu === undefined
           ? ({ kind: 'tcp', host: flags.host, port: parsePort(flags.tcp) } as const)
           : parseLink({ tcp: flags.tcp, rtu: flags.rtu, baud: flags.baud });
+      if (flags.fault && link.kind !== 'rtu') {
+        throw new EipError(
+          'INVALID_ARGUMENT',
+          '--fault: faults are injected on RTU buses (--rtu) only',
+        );
+      }
+      const faultRate = Number(flags.faultRate);
+      if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(flags.faultRate)) {
+        throw new EipError(
+          'INVALID_ARGUMENT',
+          `--fault-rate: "${flags.faultRate}" is not a share from 0 to 1`,
+        );
+      }
       const server = await startMeterServer({
         profile: loadProfile(flags.profile),
         link,
         units: parseUnits(flags.units),
+        ...(flags.fault && { faults: flags.fault, faultRate }),
       });
       io.stderr.write(
         `eip-sim: ${flags.profile} units ${server.units.join(',')} on ${describeLink(server.link)} (Ctrl-C stops)\n`,

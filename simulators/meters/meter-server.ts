@@ -1,8 +1,8 @@
 /**
  * Serves simulated meters of one profile over Modbus TCP (like an RS-485-to-TCP converter:
  * several unit ids behind one port) or Modbus RTU on a serial device (a pseudo-terminal in
- * tests). A unit id nobody answers to gets exception 11 over TCP, as converters answer, and
- * silence on RTU, as a real bus gives.
+ * tests; see rtu-slave.ts for its bus timing and faults). A unit id nobody answers to gets
+ * exception 11 over TCP, as converters answer, and silence on RTU, as a real bus gives.
  */
 import { createServer } from 'node:net';
 import modbusSerial from 'modbus-serial';
@@ -10,8 +10,9 @@ import { EipError } from '../../core/errors.js';
 import type { Profile } from '../../core/meters/profile.js';
 import { describeLink, type Link } from '../../edge/meters/modbus-client.js';
 import { MeterModel } from './meter-model.js';
+import { type Fault, startRtuSlave } from './rtu-slave.js';
 
-const { ServerTCP, ServerSerial } = modbusSerial;
+const { ServerTCP } = modbusSerial;
 
 export interface MeterServerOptions {
   readonly profile: Profile;
@@ -19,6 +20,9 @@ export interface MeterServerOptions {
   readonly link: Link;
   readonly units?: readonly number[];
   readonly clock?: () => number;
+  /** RTU only: faults to inject on a share `faultRate` of answers. */
+  readonly faults?: readonly Fault[];
+  readonly faultRate?: number;
 }
 
 export interface MeterServer {
@@ -45,18 +49,36 @@ async function freePort(host: string): Promise<number> {
 
 export async function startMeterServer(options: MeterServerOptions): Promise<MeterServer> {
   const units = options.units ?? [1];
+  if (options.link.kind === 'rtu') {
+    const { link } = options;
+    const slave = await startRtuSlave({
+      profile: options.profile,
+      path: link.path,
+      baudRate: link.baudRate,
+      units,
+      ...(options.faults && { faults: options.faults }),
+      ...(options.faultRate !== undefined && { faultRate: options.faultRate }),
+      ...(options.clock && { clock: options.clock }),
+    }).catch((error: unknown) => {
+      throw new EipError(
+        'IO_ERROR',
+        `cannot serve Modbus on ${describeLink(link)}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    });
+    return { link, units, close: () => slave.close() };
+  }
   const meters = new Map(
     units.map((unit) => [unit, new MeterModel(options.profile, options.clock)]),
   );
-  const silentForUnknown = options.link.kind === 'rtu';
   const answer =
     (space: 'holding' | 'input') =>
     (addr: number, length: number, unit: number, callback: Callback<number[]>) => {
       const meter = meters.get(unit);
       if (!meter) {
-        // No callback at all: the server sends nothing, like a bus with no such device.
-        if (!silentForUnknown)
-          callback(Object.assign(new Error(`no unit ${unit}`), { modbusErrorCode: 11 }), []);
+        callback(Object.assign(new Error(`no unit ${unit}`), { modbusErrorCode: 11 }), []);
         return;
       }
       try {
@@ -77,14 +99,11 @@ export async function startMeterServer(options: MeterServerOptions): Promise<Met
   };
 
   const link: Link =
-    options.link.kind === 'tcp' && options.link.port === 0
+    options.link.port === 0
       ? { ...options.link, port: await freePort(options.link.host) }
       : options.link;
   // 255: answer every unit id, and let the vector decide which exist.
-  const server =
-    link.kind === 'tcp'
-      ? new ServerTCP(vector, { host: link.host, port: link.port, unitID: 255 })
-      : new ServerSerial(vector, { path: link.path, baudRate: link.baudRate, unitID: 255 });
+  const server = new ServerTCP(vector, { host: link.host, port: link.port, unitID: 255 });
   await new Promise<void>((resolve, reject) => {
     server.once('initialized', () => resolve());
     const fail = (error: Error) =>
