@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: negotiation throughput of the core engine in one process (one core), then the
- * gas each market operation costs on a real anvil chain (see gas.ts).
+ * gas each market operation costs on a real anvil chain (see gas.ts), then Modbus RTU polling
+ * against the bus's own ceiling (see rtu.ts).
  *
  * A round is one time step in which both agents move (two offers, or an offer and the
  * acceptance). Each benchmark runs for about a second per sample, five samples, and reports the
@@ -14,6 +15,7 @@ import { textTable } from '../../core/text-table.js';
 import { CASE_STUDY } from '../../simulators/case-study.js';
 import { bilateral } from '../core/negotiation/setup.js';
 import { gasTable } from './gas.js';
+import { rtuTable } from './rtu.js';
 
 const GOAL_ROUNDS_PER_SECOND = 10_000;
 const SAMPLES = 5;
@@ -104,3 +106,6 @@ console.log(
 
 console.log('\nGas per operation, biogas market on anvil (gas does not depend on load)\n');
 console.log(await gasTable());
+
+console.log('\nModbus RTU polling over a pseudo-terminal at the timing of a 9600-baud bus\n');
+console.log(await rtuTable());
