@@ -2,7 +2,7 @@
  * Turns registers into values: the bytes of a quantity's registers, put in big-endian order by
  * its word and byte order, read as its encoding and multiplied by its scale.
  */
-import { type Quantity, REGISTERS } from './profile.js';
+import { type Encoding, type Quantity, REGISTERS } from './profile.js';
 
 /**
  * The value of `quantity` from `registers`, which start at register `start` (as a Modbus read
@@ -27,23 +27,19 @@ export function decodeQuantity(
     bytes.writeUInt16BE(word & 0xffff, i * 2);
   });
   if (quantity.byteOrder === 'little') bytes.swap16();
-  return raw(quantity, bytes) * quantity.scale;
+  return CODECS[quantity.encoding].read(bytes) * quantity.scale;
 }
 
-function raw(quantity: Quantity, bytes: Buffer): number {
-  switch (quantity.encoding) {
-    case 'int16':
-      return bytes.readInt16BE(0);
-    case 'uint16':
-      return bytes.readUInt16BE(0);
-    case 'int32':
-      return bytes.readInt32BE(0);
-    case 'uint32':
-      return bytes.readUInt32BE(0);
-    case 'float32':
-      return bytes.readFloatBE(0);
-  }
-}
+/** How each encoding reads from and writes to big-endian bytes. */
+const CODECS: Readonly<
+  Record<Encoding, { read(bytes: Buffer): number; write(bytes: Buffer, value: number): void }>
+> = {
+  int16: { read: (b) => b.readInt16BE(0), write: (b, v) => void b.writeInt16BE(v) },
+  uint16: { read: (b) => b.readUInt16BE(0), write: (b, v) => void b.writeUInt16BE(v) },
+  int32: { read: (b) => b.readInt32BE(0), write: (b, v) => void b.writeInt32BE(v) },
+  uint32: { read: (b) => b.readUInt32BE(0), write: (b, v) => void b.writeUInt32BE(v) },
+  float32: { read: (b) => b.readFloatBE(0), write: (b, v) => void b.writeFloatBE(v) },
+};
 
 /** The inverse, for simulators and tests: the registers that hold `value` for `quantity`. */
 export function encodeQuantity(quantity: Quantity, value: number): number[] {
@@ -51,23 +47,7 @@ export function encodeQuantity(quantity: Quantity, value: number): number[] {
   const bytes = Buffer.alloc(size * 2);
   const scaled =
     quantity.encoding === 'float32' ? value / quantity.scale : Math.round(value / quantity.scale);
-  switch (quantity.encoding) {
-    case 'int16':
-      bytes.writeInt16BE(scaled);
-      break;
-    case 'uint16':
-      bytes.writeUInt16BE(scaled);
-      break;
-    case 'int32':
-      bytes.writeInt32BE(scaled);
-      break;
-    case 'uint32':
-      bytes.writeUInt32BE(scaled);
-      break;
-    case 'float32':
-      bytes.writeFloatBE(scaled);
-      break;
-  }
+  CODECS[quantity.encoding].write(bytes, scaled);
   if (quantity.byteOrder === 'little') bytes.swap16();
   const words = Array.from({ length: size }, (_, i) => bytes.readUInt16BE(i * 2));
   return quantity.wordOrder === 'low_first' ? words.reverse() : words;
