@@ -1,7 +1,7 @@
 /**
  * Modbus RTU read responses, checked byte by byte: CRC-16/MODBUS, function code, exception
  * responses and byte count. Used to check what arrives on a bus and by the simulators to build
- * frames; a response that arrives in pieces is parsed once `expectedLength` bytes are in.
+ * frames.
  */
 import { EipError } from '../errors.js';
 import { crc16 } from './crc16.js';
@@ -19,9 +19,11 @@ export interface ReadResponse {
   readonly registers: number[];
 }
 
-/** Bytes of the response to a read of `count` registers: unit, function, count, data, CRC. */
-export function expectedLength(count: number): number {
-  return 5 + count * 2;
+/** A frame body with its CRC appended, low byte first. */
+export function appendCrc(body: Uint8Array): Buffer {
+  const crc = Buffer.alloc(2);
+  crc.writeUInt16LE(crc16Modbus(body));
+  return Buffer.concat([body, crc]);
 }
 
 export function buildReadResponse(response: ReadResponse): Buffer {
@@ -32,9 +34,7 @@ export function buildReadResponse(response: ReadResponse): Buffer {
   response.registers.forEach((word, i) => {
     body.writeUInt16BE(word, 3 + i * 2);
   });
-  const crc = Buffer.alloc(2);
-  crc.writeUInt16LE(crc16Modbus(body));
-  return Buffer.concat([body, crc]);
+  return appendCrc(body);
 }
 
 function frameError(message: string, frame: Uint8Array): EipError {

@@ -8,7 +8,7 @@
  */
 import { SerialPort } from 'serialport';
 import type { Profile } from '../../core/meters/profile.js';
-import { crc16Modbus } from '../../core/meters/rtu-frame.js';
+import { appendCrc, buildReadResponse, crc16Modbus } from '../../core/meters/rtu-frame.js';
 import { MeterModel } from './meter-model.js';
 
 export const FAULTS = ['timeout', 'crc', 'exception', 'wrong-unit', 'split'] as const;
@@ -40,12 +40,6 @@ export function charTime(baudRate: number): number {
   return BITS_PER_CHAR / baudRate;
 }
 
-function withCrc(body: Buffer): Buffer {
-  const crc = Buffer.alloc(2);
-  crc.writeUInt16LE(crc16Modbus(body));
-  return Buffer.concat([body, crc]);
-}
-
 export async function startRtuSlave(options: RtuSlaveOptions): Promise<RtuSlave> {
   const meters = new Map(
     options.units.map((unit) => [unit, new MeterModel(options.profile, options.clock)]),
@@ -72,25 +66,21 @@ export async function startRtuSlave(options: RtuSlaveOptions): Promise<RtuSlave>
     const start = request.readUInt16BE(2);
     const count = request.readUInt16BE(4);
     const space = code === 3 ? 'holding' : code === 4 ? 'input' : undefined;
-    let body: Buffer;
+    let frame: Buffer;
     if (!space || fault('exception')) {
-      body = Buffer.from([unit, code | 0x80, space ? 4 : 1]);
+      frame = appendCrc(Buffer.from([unit, code | 0x80, space ? 4 : 1]));
     } else {
       try {
-        const registers = meter.registers(space, start, count);
-        body = Buffer.alloc(3 + count * 2);
-        body[0] = fault('wrong-unit') ? (unit % 247) + 1 : unit;
-        body[1] = code;
-        body[2] = count * 2;
-        registers.forEach((word, i) => {
-          body.writeUInt16BE(word, 3 + i * 2);
+        frame = buildReadResponse({
+          unit: fault('wrong-unit') ? (unit % 247) + 1 : unit,
+          function: space,
+          registers: meter.registers(space, start, count),
         });
       } catch (error) {
         const exception = (error as { modbusErrorCode?: number }).modbusErrorCode ?? 4;
-        body = Buffer.from([unit, code | 0x80, exception]);
+        frame = appendCrc(Buffer.from([unit, code | 0x80, exception]));
       }
     }
-    const frame = withCrc(body);
     if (fault('crc')) frame[frame.length - 1] = (frame[frame.length - 1] as number) ^ 0xff;
     return frame;
   };

@@ -7,11 +7,7 @@ import { isEipError } from '../../../core/errors.js';
 import { decodeQuantity, encodeQuantity } from '../../../core/meters/decode.js';
 import { planReads } from '../../../core/meters/plan.js';
 import { quantities } from '../../../core/meters/profile.js';
-import {
-  buildReadResponse,
-  crc16Modbus,
-  parseReadResponse,
-} from '../../../core/meters/rtu-frame.js';
+import { appendCrc, buildReadResponse, parseReadResponse } from '../../../core/meters/rtu-frame.js';
 import { loadProfile, parseProfile, profileNames } from '../../../edge/meters/profiles.js';
 
 /** A response to one planned request of the profile, and what it must decode to. */
@@ -43,10 +39,7 @@ const GOLDEN: Record<string, { frame: string; start: number; expected: Record<st
 };
 
 function withCrc(hex: string): Buffer {
-  const body = Buffer.from(hex, 'hex');
-  const crc = Buffer.alloc(2);
-  crc.writeUInt16LE(crc16Modbus(body));
-  return Buffer.concat([body, crc]);
+  return appendCrc(Buffer.from(hex, 'hex'));
 }
 
 describe('meter profiles', () => {
