@@ -93,13 +93,14 @@ export interface NoAgreement {
 
 export type Outcome = Agreement | NoAgreement;
 
-interface Party {
+/** One side of a negotiation: its stance on each issue and what it does past its deadline. */
+export interface Party {
   readonly role: Role;
   readonly stances: Readonly<Record<Issue, Stance>>;
   readonly afterDeadline: AfterDeadline;
 }
 
-function party(role: Role, spec: AgentSpec, ticks: NegotiationSetup['ticks']): Party {
+export function makeParty(role: Role, spec: AgentSpec, ticks: NegotiationSetup['ticks']): Party {
   return {
     role,
     stances: {
@@ -108,6 +109,59 @@ function party(role: Role, spec: AgentSpec, ticks: NegotiationSetup['ticks']): P
     },
     afterDeadline: spec.afterDeadline ?? 'break-off',
   };
+}
+
+/** Whether `party` breaks off at the start of `round`: past its deadline with an issue open. */
+export function breaksOff(
+  party: Party,
+  round: number,
+  settled: Readonly<Partial<Record<Issue, Settlement>>>,
+): boolean {
+  return (
+    party.afterDeadline === 'break-off' &&
+    ISSUES.some((issue) => settled[issue] === undefined && round > party.stances[issue].psi.dl)
+  );
+}
+
+export interface Step {
+  /** What the mover sends: settled values and its offers on the rest. */
+  readonly bundle: Bundle;
+  /** Issues it settled by accepting the opponent's latest value. */
+  readonly accepted: readonly Issue[];
+  /** Every issue is now settled: the move is an acceptance and the bundle is the agreement. */
+  readonly finished: boolean;
+}
+
+/**
+ * One move, the unit both the in-process engine and two agents talking over MQTT play: consider
+ * the opponent's latest offer issue by issue, accept what is at least as good as the mover's own
+ * offer at this round, counter the rest. `settled` is updated in place with what is accepted.
+ */
+export function move(
+  mover: Party,
+  round: number,
+  theirs: Bundle | null,
+  settled: Partial<Record<Issue, Settlement>>,
+): Step {
+  const accepted: Issue[] = [];
+  const bundle = { price: 0, quantity: 0 } as Record<Issue, Milli>;
+  for (const issue of ISSUES) {
+    const done = settled[issue];
+    if (done !== undefined) {
+      bundle[issue] = done.value;
+      continue;
+    }
+    const stance = mover.stances[issue];
+    const own = stance.offerAt(round);
+    if (theirs !== null && stance.accepts(theirs[issue], own)) {
+      settled[issue] = { round, by: mover.role, value: theirs[issue] };
+      accepted.push(issue);
+      bundle[issue] = theirs[issue];
+    } else {
+      bundle[issue] = own;
+    }
+  }
+  return { bundle, accepted, finished: ISSUES.every((issue) => settled[issue] !== undefined) };
 }
 
 export function negotiate(setup: NegotiationSetup): Outcome {
@@ -124,8 +178,8 @@ export function negotiate(setup: NegotiationSetup): Outcome {
     }
   }
   const parties: Record<Role, Party> = {
-    seller: party('seller', setup.seller, setup.ticks),
-    buyer: party('buyer', setup.buyer, setup.ticks),
+    seller: makeParty('seller', setup.seller, setup.ticks),
+    buyer: makeParty('buyer', setup.buyer, setup.ticks),
   };
   const opener = setup.opener ?? 'seller';
   const order = [parties[opener], parties[opponentOf(opener)]] as const;
@@ -152,12 +206,7 @@ export function negotiate(setup: NegotiationSetup): Outcome {
     // Deadlines are checked for both parties before anyone moves: an agent that breaks off also
     // withdraws its standing offer, so nobody can accept it after that agent's deadline.
     for (const p of order) {
-      if (
-        p.afterDeadline === 'break-off' &&
-        open.some((issue) => round > p.stances[issue].psi.dl)
-      ) {
-        return ended('deadline', p.role, round);
-      }
+      if (breaksOff(p, round, settled)) return ended('deadline', p.role, round);
     }
     // Past every open deadline all offers are constant; one more round has tried every pair of
     // them (acceptance is not symmetric on quantity, so the opener needs its turn), and beyond
@@ -169,35 +218,16 @@ export function negotiate(setup: NegotiationSetup): Outcome {
     if (round >= maxRounds) return ended('round-limit', null, round - 1);
 
     for (const mover of order) {
-      const theirs = latest[opponentOf(mover.role)];
-      const accepted: Issue[] = [];
-      const bundle = { price: 0, quantity: 0 } as Record<Issue, Milli>;
-      for (const issue of ISSUES) {
-        const done = settled[issue];
-        if (done !== undefined) {
-          bundle[issue] = done.value;
-          continue;
-        }
-        const stance = mover.stances[issue];
-        const own = stance.offerAt(round);
-        if (theirs !== null && stance.accepts(theirs[issue], own)) {
-          settled[issue] = { round, by: mover.role, value: theirs[issue] };
-          accepted.push(issue);
-          bundle[issue] = theirs[issue];
-        } else {
-          bundle[issue] = own;
-        }
-      }
-      const finished = ISSUES.every((issue) => !isOpen(issue));
+      const step = move(mover, round, latest[opponentOf(mover.role)], settled);
       transcript.push({
         round,
         by: mover.role,
-        kind: finished ? 'accept' : 'offer',
-        accepted,
-        ...bundle,
+        kind: step.finished ? 'accept' : 'offer',
+        accepted: step.accepted,
+        ...step.bundle,
       });
-      if (finished) return agreement(round, settled as Record<Issue, Settlement>, transcript);
-      latest[mover.role] = bundle;
+      if (step.finished) return agreement(round, settled as Record<Issue, Settlement>, transcript);
+      latest[mover.role] = step.bundle;
     }
   }
 }
