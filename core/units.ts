@@ -133,6 +133,29 @@ export function quantityBaseUnits(quantity: Milli): bigint {
   return BigInt(quantity);
 }
 
+/** The exact price behind an on-chain unit price; refuses one that is not a whole milli-token. */
+export function priceFromBaseUnits(baseUnits: bigint): Milli {
+  if (baseUnits % BASE_PER_MILLI_PRICE !== 0n) {
+    throw new EipError(
+      'INVALID_AMOUNT',
+      `unit price ${baseUnits} is not a whole number of milli-tokens per unit`,
+    );
+  }
+  return fromBaseUnits(baseUnits / BASE_PER_MILLI_PRICE, 'unit price');
+}
+
+/** The exact quantity behind an on-chain quantity (milli-units). */
+export function quantityFromBaseUnits(baseUnits: bigint): Milli {
+  return fromBaseUnits(baseUnits, 'quantity');
+}
+
+function fromBaseUnits(value: bigint, what: string): Milli {
+  if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new EipError('INVALID_AMOUNT', `${what} ${value} is outside the exact range`);
+  }
+  return milli(Number(value));
+}
+
 /** quantity x unit price in token base units: exactly what the contract escrows. */
 export function tokenAmount(quantity: Milli, price: Milli): bigint {
   return quantityBaseUnits(quantity) * unitPriceBaseUnits(price);

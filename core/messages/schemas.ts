@@ -163,6 +163,11 @@ export const agreementProposal = z.strictObject({
   agreement: agreementStructSchema,
   /** The proposer's signature; the receiver verifies it, countersigns and submits. */
   signature,
+  /**
+   * The proposer's last move, which accepted every open issue; its struct hash is the agreement's
+   * transcript hash. Sent in the same message so the acceptance and the terms arrive together.
+   */
+  acceptance: signedOffer,
 });
 
 export const breakOff = z.strictObject({

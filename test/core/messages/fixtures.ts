@@ -139,7 +139,12 @@ export const FIXTURES: { [N in TopicName]: Fixture<N> } = {
   },
   agreementProposal: {
     params: { to: 'p0', from: 'p1' },
-    payload: { utility: 'biogas', agreement, signature: sig },
+    payload: {
+      utility: 'biogas',
+      agreement,
+      signature: sig,
+      acceptance: { utility: 'biogas', offer, signature: sig },
+    },
   },
   breakOff: {
     params: { to: 'p1', from: 'p0' },

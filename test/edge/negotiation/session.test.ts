@@ -1,0 +1,266 @@
+/**
+ * Two sessions exchanging signed messages reach exactly what the in-process engine computes for
+ * the same psi, and every kind of tampering ends the negotiation with a named refusal.
+ */
+import { Wallet, ZeroHash } from 'ethers';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  assertSignedBy,
+  marketDomain,
+  negotiationId,
+  structHash,
+} from '../../../core/messages/eip712.js';
+import type { Payload } from '../../../core/messages/topics.js';
+import { type NegotiationSetup, negotiate } from '../../../core/negotiation/protocol.js';
+import { quantityBaseUnits, unitPriceBaseUnits } from '../../../core/units.js';
+import { UTILITIES } from '../../../core/utilities.js';
+import {
+  NegotiationSession,
+  type Outgoing,
+  type SessionResult,
+  type SessionStep,
+} from '../../../edge/negotiation/session.js';
+import { bilateral, type Side, TABLE1 } from '../../core/negotiation/setup.js';
+
+const sellerKey = new Wallet(`0x${'11'.repeat(32)}`);
+const buyerKey = new Wallet(`0x${'22'.repeat(32)}`);
+const domain = marketDomain(31337, '0x5FbDB2315678afecb367f032d93F642f64180aa3');
+const id = negotiationId(sellerKey.address, 'biogas', 1n);
+
+function sessions(setup: NegotiationSetup) {
+  const common = {
+    negotiationId: id,
+    utility: UTILITIES.biogas,
+    domain,
+    deliveryStartS: 1_000n,
+    deliveryEndS: 4_600n,
+    maxRounds: setup.maxRounds ?? 10_000,
+    agreementTtlS: 600,
+  };
+  return {
+    seller: new NegotiationSession(
+      { ...common, role: 'seller', spec: setup.seller, counterpart: buyerKey.address },
+      sellerKey,
+    ),
+    buyer: new NegotiationSession(
+      { ...common, role: 'buyer', spec: setup.buyer, counterpart: sellerKey.address },
+      buyerKey,
+    ),
+  };
+}
+
+type Session = NegotiationSession;
+
+/** Delivers each side's messages to the other until both have a result. */
+async function play(
+  seller: Session,
+  buyer: Session,
+  tamper: (message: Outgoing) => Outgoing = (m) => m,
+): Promise<{
+  seller: SessionResult | undefined;
+  buyer: SessionResult | undefined;
+  messages: Outgoing[];
+}> {
+  const messages: Outgoing[] = [];
+  let queue: { to: Session; message: Outgoing }[] = [];
+  const enqueue = (from: Session, step: SessionStep) => {
+    const to = from === seller ? buyer : seller;
+    for (const message of step.send) {
+      messages.push(message);
+      queue.push({ to, message: tamper(message) });
+    }
+  };
+  enqueue(seller, await seller.start());
+  for (let guard = 0; queue.length > 0 && guard < 100_000; guard++) {
+    const [next, ...rest] = queue;
+    queue = rest;
+    if (!next) break;
+    const { to, message } = next;
+    const step =
+      message.kind === 'offer'
+        ? await to.onOffer(message.payload)
+        : message.kind === 'proposal'
+          ? await to.onProposal(message.payload)
+          : to.onBreakOff({
+              negotiation_id: id,
+              prosumer: 'x',
+              reason: message.reason,
+              round: message.round,
+            });
+    enqueue(to, step);
+  }
+  return { seller: seller.result, buyer: buyer.result, messages };
+}
+
+describe('a negotiation over signed messages', () => {
+  it('reaches the engine agreement of the seed case study, signed by both', async () => {
+    const setup = bilateral(TABLE1.seller, TABLE1.buyer);
+    const engine = negotiate(setup);
+    if (engine.kind !== 'agreement') throw new Error('engine found no agreement');
+    const { seller, buyer } = sessions(setup);
+    const played = await play(seller, buyer);
+
+    expect(played.messages).toHaveLength(engine.transcript.length);
+    const agreed = [played.seller, played.buyer].find((r) => r?.kind === 'agreed');
+    const proposed = [played.seller, played.buyer].find((r) => r?.kind === 'proposed');
+    if (agreed?.kind !== 'agreed' || proposed?.kind !== 'proposed') throw new Error('no agreement');
+    const { agreement, seller_signature, buyer_signature, transcript } = agreed.signed;
+    expect(agreement).toEqual(proposed.agreement);
+    expect(agreement.quantity).toBe(quantityBaseUnits(engine.quantity));
+    expect(agreement.unitPrice).toBe(unitPriceBaseUnits(engine.price));
+    assertSignedBy(domain, 'Agreement', agreement, seller_signature, sellerKey.address);
+    assertSignedBy(domain, 'Agreement', agreement, buyer_signature, buyerKey.address);
+    // The transcript is the engine's, move for move, and its chain ends in the agreement's hash.
+    expect(transcript?.map((t) => [t.offer.round, t.offer.quantity, t.offer.unitPrice])).toEqual(
+      engine.transcript.map((m) => [
+        m.round,
+        quantityBaseUnits(m.quantity),
+        unitPriceBaseUnits(m.price),
+      ]),
+    );
+    const last = transcript?.at(-1);
+    expect(last && structHash('Offer', last.offer)).toBe(agreement.transcriptHash);
+    expect(transcript?.[0]?.offer.previous).toBe(ZeroHash);
+  });
+
+  it('ends like the engine for any psi: same outcome, rounds and terms', async () => {
+    const price = (role: 'seller' | 'buyer') =>
+      fc
+        .record({ a: fc.integer({ min: 20, max: 80 }), b: fc.integer({ min: 20, max: 80 }) })
+        .map(({ a, b }) =>
+          role === 'seller'
+            ? { ip: Math.max(a, b), rp: Math.min(a, b) }
+            : { ip: Math.min(a, b), rp: Math.max(a, b) },
+        );
+    const side = (role: 'seller' | 'buyer') =>
+      fc
+        .record({
+          price: price(role),
+          dl: fc.integer({ min: 1, max: 12 }),
+          cr: fc.constantFrom(0.5, 1, 2),
+          have: fc.integer({ min: 1, max: 200 }),
+          floor: fc.integer({ min: 0, max: 100 }),
+        })
+        .map(
+          (s): Side => ({
+            price: { ...s.price, dl: s.dl, cr: s.cr },
+            quantity:
+              role === 'seller'
+                ? { ip: s.have, rp: s.have, dl: s.dl, cr: s.cr }
+                : { ip: s.have, rp: Math.floor((s.have * s.floor) / 100), dl: s.dl, cr: s.cr },
+          }),
+        );
+    await fc.assert(
+      fc.asyncProperty(side('seller'), side('buyer'), async (s, b) => {
+        const setup = bilateral(s, b, { maxRounds: 40 });
+        const engine = negotiate(setup);
+        const { seller, buyer } = sessions(setup);
+        const played = await play(seller, buyer);
+        if (engine.kind === 'agreement') {
+          const agreed = [played.seller, played.buyer].find((r) => r?.kind === 'agreed');
+          if (agreed?.kind !== 'agreed')
+            throw new Error(`expected agreement, got ${JSON.stringify(played.seller)}`);
+          expect(agreed.signed.agreement.quantity).toBe(quantityBaseUnits(engine.quantity));
+          expect(agreed.signed.agreement.unitPrice).toBe(unitPriceBaseUnits(engine.price));
+          expect(agreed.signed.transcript).toHaveLength(engine.transcript.length);
+        } else {
+          const ends = [played.seller, played.buyer];
+          const breaker = engine.brokenOffBy;
+          const own = breaker === 'seller' ? played.seller : played.buyer;
+          expect(own).toMatchObject({ kind: 'no-agreement', reason: engine.reason, by: 'self' });
+          for (const end of ends) expect(end?.kind).toBe('no-agreement');
+        }
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  const tamperings: [string, (m: Outgoing) => Outgoing, RegExp][] = [
+    [
+      'a forged signature',
+      (m) =>
+        m.kind === 'offer' &&
+        m.payload.offer.round === 2 &&
+        m.payload.offer.proposer === buyerKey.address
+          ? { ...m, payload: { ...m.payload, signature: `0x${'ab'.repeat(64)}1b` } }
+          : m,
+      /signature/,
+    ],
+    [
+      'a changed price after signing',
+      (m) =>
+        m.kind === 'offer' && m.payload.offer.round === 1
+          ? {
+              ...m,
+              payload: {
+                ...m.payload,
+                offer: {
+                  ...m.payload.offer,
+                  unitPrice: m.payload.offer.unitPrice + 1_000_000_000_000n,
+                },
+              },
+            }
+          : m,
+      /signed by 0x/,
+    ],
+    [
+      'a skipped link in the chain',
+      (m) =>
+        m.kind === 'offer' && m.payload.offer.round === 3
+          ? { ...m, payload: { ...m.payload, offer: { ...m.payload.offer, previous: ZeroHash } } }
+          : m,
+      /does not follow the previous offer/,
+    ],
+  ];
+
+  it.each(tamperings)('refuses %s and breaks off naming it', async (_, tamper, message) => {
+    const { seller, buyer } = sessions(bilateral(TABLE1.seller, TABLE1.buyer));
+    const played = await play(seller, buyer, tamper);
+    const refused = [played.seller, played.buyer].find(
+      (r) => r?.kind === 'no-agreement' && r.error,
+    );
+    expect(refused).toMatchObject({ reason: 'invalid-offer', by: 'self' });
+    if (refused?.kind !== 'no-agreement') throw new Error('unreachable');
+    expect(refused.error?.message).toMatch(message);
+    // The other side learns of it from the break-off.
+    const other = refused === played.seller ? played.buyer : played.seller;
+    expect(other).toMatchObject({
+      kind: 'no-agreement',
+      reason: 'invalid-offer',
+      by: 'counterpart',
+    });
+  });
+
+  it('refuses an agreement whose terms differ from the acceptance', async () => {
+    const { seller, buyer } = sessions(bilateral(TABLE1.seller, TABLE1.buyer));
+    const played = await play(seller, buyer, (m) =>
+      m.kind === 'proposal'
+        ? {
+            ...m,
+            payload: {
+              ...m.payload,
+              agreement: { ...m.payload.agreement, quantity: m.payload.agreement.quantity + 1n },
+            },
+          }
+        : m,
+    );
+    const refused = [played.seller, played.buyer].find(
+      (r): r is Extract<SessionResult, { kind: 'no-agreement' }> =>
+        r?.kind === 'no-agreement' && r.error !== undefined,
+    );
+    expect(refused?.error?.message).toMatch(/terms differ from the acceptance/);
+  });
+
+  it('times out and withdraws once, then ignores late messages', async () => {
+    const { seller, buyer } = sessions(bilateral(TABLE1.seller, TABLE1.buyer));
+    const opening = await seller.start();
+    expect(seller.timeout().send).toEqual([{ kind: 'break-off', reason: 'timeout', round: 0 }]);
+    expect(seller.withdraw().send).toEqual([]);
+    const first = opening.send[0] as Extract<Outgoing, { kind: 'offer' }>;
+    const answer = await buyer.onOffer(first.payload);
+    expect(answer.send[0]?.kind).toBe('offer');
+    const late = answer.send[0] as Extract<Outgoing, { kind: 'offer' }>;
+    expect(await seller.onOffer(late.payload as Payload<'offer'>)).toEqual({ send: [] });
+  });
+});
