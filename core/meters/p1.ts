@@ -27,6 +27,14 @@ const OBIS = {
 
 export type P1ElectricityName = (typeof OBIS)[keyof typeof OBIS]['name'];
 
+/** Every quantity a P1 meter reports, by the name the agent's config uses, with its unit. */
+export const P1_QUANTITIES: Readonly<Record<string, { readonly unit: string }>> = Object.freeze(
+  Object.fromEntries([
+    ...Object.values(OBIS).map(({ name, unit }) => [name, { unit }]),
+    ['gas', { unit: 'm3' }],
+  ]),
+);
+
 /** Gas on M-Bus channel 1 is F8(3,3) in m3: 12785.123. */
 const GAS_DIGITS = 5;
 

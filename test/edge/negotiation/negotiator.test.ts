@@ -148,7 +148,7 @@ describe('negotiation over MQTT', () => {
 
   it('reports no counterpart when nobody answers', async () => {
     const lonely = await agent('lonely', never);
-    const bystander = await agent('bystander', never);
+    await agent('bystander', never);
     const outcome = await lonely.negotiator.request(request('seller', 10));
     expect(outcome.result).toEqual({ kind: 'no-counterpart' });
   });
@@ -169,7 +169,7 @@ describe('negotiation over MQTT', () => {
     );
     await until(() => target.negotiator.counters.invalidMessages === 2, 'two refusals');
     // Still negotiating normally afterwards.
-    const peer = await agent('peer', answersWith(150));
+    await agent('peer', answersWith(150));
     const outcome = await target.negotiator.request(request('seller', 100));
     expect(['agreed', 'proposed']).toContain(outcome.result.kind);
   });
