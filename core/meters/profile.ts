@@ -17,7 +17,11 @@ export const REGISTERS: Readonly<Record<Encoding, 1 | 2>> = {
   float32: 2,
 };
 
-/** What a quantity measures, so the agent can find "the import energy" of any meter. */
+/**
+ * What a quantity measures, so the agent can find "the import energy" of any meter: the
+ * electricity quantities, then gas and heat (volume and its flow, line pressure and temperature,
+ * a heat meter's forward and return temperatures, thermal power and the heat it has counted).
+ */
 export const MEASURES = [
   'voltage',
   'current',
@@ -29,7 +33,16 @@ export const MEASURES = [
   'energy_import',
   'energy_export',
   'energy_total',
+  'volume',
+  'volume_flow',
+  'pressure',
+  'temperature',
+  'temperature_forward',
+  'temperature_return',
+  'thermal_power',
+  'heat_energy',
 ] as const;
+export type Measure = (typeof MEASURES)[number];
 
 const encodingFields = {
   /** Modbus function 3 (holding registers) or 4 (input registers). */
@@ -132,7 +145,7 @@ export interface Quantity {
   readonly byteOrder: 'big' | 'little';
   readonly scale: number;
   readonly unit: string;
-  readonly measures: (typeof MEASURES)[number];
+  readonly measures: Measure;
   readonly phase: 'L1' | 'L2' | 'L3' | 'total';
 }
 

@@ -9,6 +9,7 @@ import modbusSerial from 'modbus-serial';
 import { EipError } from '../../core/errors.js';
 import type { Profile } from '../../core/meters/profile.js';
 import { describeLink, type Link } from '../../edge/meters/modbus-client.js';
+import type { Curve } from './curve.js';
 import { MeterModel } from './meter-model.js';
 import { type Fault, startRtuSlave } from './rtu-slave.js';
 
@@ -23,6 +24,8 @@ export interface MeterServerOptions {
   /** RTU only: faults to inject on a share `faultRate` of answers. */
   readonly faults?: readonly Fault[];
   readonly faultRate?: number;
+  /** The meters' rate over the day (see MeterModel); TCP only for now. */
+  readonly curve?: Curve;
 }
 
 export interface MeterServer {
@@ -51,6 +54,13 @@ export async function startMeterServer(options: MeterServerOptions): Promise<Met
   const units = options.units ?? [1];
   if (options.link.kind === 'rtu') {
     const { link } = options;
+    // rtu-slave.ts builds its meters without a curve; refuse rather than ignore one.
+    if (options.curve) {
+      throw new EipError(
+        'INVALID_ARGUMENT',
+        'load curves are served over Modbus TCP only (RTU meters run at their typical load)',
+      );
+    }
     const slave = await startRtuSlave({
       profile: options.profile,
       path: link.path,
@@ -71,7 +81,7 @@ export async function startMeterServer(options: MeterServerOptions): Promise<Met
     return { link, units, close: () => slave.close() };
   }
   const meters = new Map(
-    units.map((unit) => [unit, new MeterModel(options.profile, options.clock)]),
+    units.map((unit) => [unit, new MeterModel(options.profile, options.clock, options.curve)]),
   );
   const answer =
     (space: 'holding' | 'input') =>

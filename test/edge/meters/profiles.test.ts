@@ -2,13 +2,20 @@
  * Every shipped meter profile loads and validates, and a golden RTU frame for each (written out
  * by hand from the datasheet's encoding, CRC included) decodes to the values it carries.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isEipError } from '../../../core/errors.js';
 import { decodeQuantity, encodeQuantity } from '../../../core/meters/decode.js';
 import { planReads } from '../../../core/meters/plan.js';
 import { quantities } from '../../../core/meters/profile.js';
 import { appendCrc, buildReadResponse, parseReadResponse } from '../../../core/meters/rtu-frame.js';
-import { loadProfile, parseProfile, profileNames } from '../../../edge/meters/profiles.js';
+import {
+  defaultProfileDir,
+  loadProfile,
+  parseProfile,
+  profileNames,
+} from '../../../edge/meters/profiles.js';
 
 /** A response to one planned request of the profile, and what it must decode to. */
 const GOLDEN: Record<string, { frame: string; start: number; expected: Record<string, number> }> = {
@@ -36,6 +43,27 @@ const GOLDEN: Record<string, { frame: string; start: number; expected: Record<st
     start: 0x0033,
     expected: { frequency: 50, import_energy: 12345.6 },
   },
+  // Holding registers 0-9, every 32-bit value LOW word first (manual p. 42): 37.5 °C = 0x42160000
+  // as 0000 4216; 1.05 bar = 0x3F866666 as 6666 3f86; the unnamed velocity 12.5 m/s = 0x41480000
+  // as 0000 4148; the manual's own example 0A 11 42 C5 = 0x42C50A11 = 98.51966 m3/h; consumption
+  // 123456 m3 = 0x0001E240 as e240 0001.
+  'suto-s430': {
+    frame: '0103140000421666663f86000041480a1142c5e2400001',
+    start: 0,
+    expected: {
+      gas_temperature: 37.5,
+      pressure: 1.05,
+      flow: 98.51966094970703,
+      consumption: 123456,
+    },
+  },
+  // Holding registers 100-101: 12345.5 kWh = float32 0x4640E600, high word first (assumed, the
+  // supplement does not say).
+  'aquametro-calec-st': {
+    frame: '0103044640e600',
+    start: 100,
+    expected: { heat_energy: 12345.5 },
+  },
 };
 
 function withCrc(hex: string): Buffer {
@@ -46,7 +74,26 @@ describe('meter profiles', () => {
   const names = profileNames();
 
   it('ships the profiles the installers are told about', () => {
-    expect(names).toEqual(['carlo-gavazzi-em24', 'eastron-sdm120', 'eastron-sdm630']);
+    expect(names).toEqual([
+      'aquametro-calec-st',
+      'carlo-gavazzi-em24',
+      'eastron-sdm120',
+      'eastron-sdm630',
+      'suto-s430',
+    ]);
+  });
+
+  it('lists every profile, and only those, in the table of hardware/meters/README.md', () => {
+    const readme = readFileSync(join(defaultProfileDir(), 'README.md'), 'utf8');
+    const rows = readme.split('\n').filter((line) => line.startsWith('|'));
+    const header = (rows[0] ?? '').split('|').map((cell) => cell.trim());
+    const column = header.indexOf('profile');
+    expect(column).toBeGreaterThan(0);
+    const listed = rows
+      .slice(2)
+      .map((row) => row.split('|')[column]?.trim().replace(/`/g, ''))
+      .sort();
+    expect(listed).toEqual(names);
   });
 
   it.each(names)('%s loads, plans its reads and decodes its golden frame', (name) => {
@@ -77,7 +124,9 @@ describe('meter profiles', () => {
   it('round-trips every quantity of every profile through its encoding', () => {
     for (const name of names) {
       for (const q of quantities(loadProfile(name))) {
-        const value = q.encoding === 'uint16' || q.encoding === 'uint32' ? 123.4 : -123.4;
+        // A value the encoding can hold exactly at the quantity's scale: 123.4 at 0.1, 1234 at 1.
+        const magnitude = 1234 * q.scale;
+        const value = q.encoding === 'uint16' || q.encoding === 'uint32' ? magnitude : -magnitude;
         const decoded = decodeQuantity(q, encodeQuantity(q, value), q.register);
         expect(decoded, `${name}.${q.name}`).toBeCloseTo(value, q.encoding === 'float32' ? 3 : 2);
       }
@@ -146,7 +195,7 @@ describe('profile validation', () => {
 
   it('names an unknown profile and lists the known ones', () => {
     expect(() => loadProfile('sdm999')).toThrow(
-      /unknown meter profile "sdm999"; known: carlo-gavazzi-em24, eastron-sdm120/,
+      /unknown meter profile "sdm999"; known: aquametro-calec-st, carlo-gavazzi-em24, eastron-sdm120/,
     );
   });
 
