@@ -13,6 +13,7 @@ import { parseLink, parseUnits } from '../../edge/cli/target.js';
 import { describeLink } from '../../edge/meters/modbus-client.js';
 import { loadProfile } from '../../edge/meters/profiles.js';
 import { CASE_STUDY } from '../case-study.js';
+import { parseCurve } from '../meters/curve.js';
 import { startMeterServer } from '../meters/meter-server.js';
 import { FAULTS, type Fault } from '../meters/rtu-slave.js';
 import { bilateralScenario, runScenario } from '../negotiation/scenario.js';
@@ -29,6 +30,7 @@ interface MeterFlags {
   readonly units: string;
   readonly fault?: Fault[];
   readonly faultRate: string;
+  readonly curve?: string;
 }
 
 interface NegotiateFlags {
@@ -131,7 +133,7 @@ function program(io: Io): Command {
     .command('meter')
     .summary('serve simulated meters of a profile over Modbus TCP or RTU until stopped')
     .description(
-      'Serve simulated meters of a profile until Ctrl-C: over Modbus TCP, several unit ids behind one port like an RS-485-to-TCP converter, or over Modbus RTU on a serial device. Energy counters grow with the simulated load.',
+      'Serve simulated meters of a profile until Ctrl-C: over Modbus TCP, several unit ids behind one port like an RS-485-to-TCP converter, or over Modbus RTU on a serial device. Counters (energy, gas volume, heat) grow with the simulated load, which --curve shapes over the day.',
     )
     .requiredOption('--profile <name>', 'meter profile (see eip-edge profiles)')
     .option('--tcp <port>', 'TCP port to listen on (0 picks a free one)')
@@ -145,6 +147,10 @@ function program(io: Io): Command {
       ),
     )
     .option('--fault-rate <share>', 'share of answers that get the fault, 0 to 1', '1')
+    .option(
+      '--curve <spec>',
+      "with --tcp: the load over the day (UTC), HH:MM=value,... linear between points and wrapping at midnight (e.g. 06:00=0,12:00=2300,18:00=0), or one constant; the value is the meter's rate: active power in W over all phases (electricity), gas flow in m3/h (biogas), thermal power in kW (heat)",
+    )
     .action(async (flags: MeterFlags) => {
       // --tcp takes a port here (the simulator listens); the rest of the link rules are edge's.
       const link =
@@ -169,6 +175,7 @@ function program(io: Io): Command {
         link,
         units: parseUnits(flags.units),
         ...(flags.fault && { faults: flags.fault, faultRate }),
+        ...(flags.curve !== undefined && { curve: parseCurve(flags.curve, '--curve') }),
       });
       io.stderr.write(
         `eip-sim: ${flags.profile} units ${server.units.join(',')} on ${describeLink(server.link)} (Ctrl-C stops)\n`,

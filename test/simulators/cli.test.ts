@@ -355,3 +355,28 @@ describe('the built binary', () => {
     expect(failure.stderr).toBe('eip-sim: --seller: cr must be a finite number > 0 (got -1)\n');
   });
 });
+
+describe('eip-sim meter --curve', () => {
+  it('names the bad point and exits 2 before serving anything', async () => {
+    const { code, stdout, stderr } = await sim(
+      'meter',
+      '--profile',
+      'suto-s430',
+      '--tcp',
+      '0',
+      '--curve',
+      '06:00=0,25:00=5',
+    );
+    expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
+    expect(stderr).toMatch(/^eip-sim: --curve: point 2 "25:00=5" 25:00 is not a time of day/);
+    expect(stderr.trimEnd().split('\n')).toHaveLength(1);
+  });
+
+  it('is in the command help, with the rate it drives per utility', async () => {
+    const { code, stdout } = await sim('meter', '--help');
+    expect(code).toBe(0);
+    const help = stdout.replace(/\s+/g, ' ');
+    expect(help).toMatch(/--curve <spec>/);
+    expect(help).toMatch(/active power in W .* gas flow in m3\/h .* thermal power in kW/);
+  });
+});
