@@ -145,6 +145,19 @@ export const negotiationRequest = z.strictObject({
   respond_by_ms: timestampMs,
 });
 
+export const providerTrade = z.strictObject({
+  prosumer: id,
+  utility,
+  /** What the prosumer does: buy from the provider or sell to it. */
+  role,
+  quantity_milli: milliAmount,
+  /** Highest tariff accepted when buying, lowest when selling: thousandths of a token per unit. */
+  limit_price_milli: milliAmount,
+  delivery_start_ms: timestampMs,
+  delivery_end_ms: timestampMs,
+  at_ms: timestampMs,
+});
+
 export const willToNegotiate = z.strictObject({
   negotiation_id: bytes32,
   prosumer: id,

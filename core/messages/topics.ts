@@ -112,6 +112,17 @@ export const TOPICS = {
     qos: 1,
     bind: { utility: 'utility', prosumer: 'prosumer' },
   },
+  providerTrade: {
+    pattern: `${TOPIC_ROOT}/market/{utility}/provider/{prosumer}`,
+    schema: s.providerTrade,
+    summary:
+      "A prosumer's order to buy from or sell to the main provider at its tariff (seed 4.2), for the gateway to place on the market contract.",
+    publishers: ['edge'],
+    subscribers: ['gateway'],
+    retained: false,
+    qos: 1,
+    bind: { utility: 'utility', prosumer: 'prosumer' },
+  },
   willToNegotiate: {
     pattern: `${TOPIC_ROOT}/negotiations/{to}/{from}/will`,
     schema: s.willToNegotiate,

@@ -1,15 +1,19 @@
 /**
- * `eip-edge`: the edge agent's command line. For now the installer's tools: `read` one meter with
- * a profile, `scan` a bus for unit ids, `profiles` to list the supported meters. A thin
- * composition root; failures are one line (core/cli.ts).
+ * `eip-edge`: the edge agent's command line: `run` the agent, `check-config`, `keystore new`, and
+ * the installer's tools: `read` one meter with a profile, `scan` a bus for unit ids, `profiles`
+ * to list the supported meters. A thin composition root; failures are one line (core/cli.ts).
  */
 import { Command } from 'commander';
 import { commandOutput, type Io, reportFailure } from '../../core/cli.js';
+import { EipError } from '../../core/errors.js';
 import { textTable } from '../../core/text-table.js';
+import { loadConfig } from '../config/load.js';
+import { createKeystore, keystorePassword, PASSWORD_ENV } from '../identity.js';
 import { describeLink, ModbusReader } from '../meters/modbus-client.js';
 import { loadProfile, profileNames } from '../meters/profiles.js';
 import { readProfile } from '../meters/reader.js';
 import { scanUnits } from '../meters/scan.js';
+import { runAgent } from './run.js';
 import { parseLink, parseMilliseconds, parseUnit, parseUnits } from './target.js';
 
 interface LinkFlags {
@@ -98,6 +102,49 @@ function program(io: Io): Command {
       });
       io.stdout.write(found.length ? `${found.join('\n')}\n` : '');
       io.stderr.write(`${found.length} unit id(s) answered\n`);
+    });
+
+  root
+    .command('run')
+    .summary('run the edge agent')
+    .description(
+      'Run the edge agent: read the meters, keep the balances, negotiate, and send readings and agreements to the gateway. Stops on SIGINT or SIGTERM.',
+    )
+    .requiredOption('--config <file>', 'agent config (YAML; see edge/config/example.yaml)')
+    .action(async (flags: { config: string }) => {
+      await runAgent(flags.config, io);
+    });
+
+  root
+    .command('check-config')
+    .summary('check an agent config and list every problem')
+    .argument('<file>', 'agent config (YAML)')
+    .action((file: string) => {
+      const { config } = loadConfig(file);
+      const meters = Object.keys(config.meters).length;
+      const utilities = Object.keys(config.utilities).join(', ') || 'none';
+      io.stdout.write(
+        `${file}: OK: prosumer ${config.prosumer}, ${meters} meter(s), trading ${utilities}\n`,
+      );
+    });
+
+  const keystore = root.command('keystore').summary('manage the prosumer key');
+  keystore
+    .command('new')
+    .summary('create an encrypted keystore with a new key and print its address')
+    .description(
+      `Create a new Ethereum key, write it encrypted to --out (mode 0600) and print its address, to register with the park operator. The password comes from $${PASSWORD_ENV}.`,
+    )
+    .requiredOption('--out <file>', 'where to write the keystore, e.g. /etc/eip-edge/keystore.json')
+    .option('--force', 'overwrite an existing file')
+    .action(async (flags: { out: string; force?: boolean }) => {
+      const password = keystorePassword();
+      if (password === undefined) {
+        throw new EipError('INVALID_ARGUMENT', `set the keystore password in $${PASSWORD_ENV}`);
+      }
+      const address = await createKeystore(flags.out, password, { force: flags.force === true });
+      io.stdout.write(`${address}\n`);
+      io.stderr.write(`keystore written to ${flags.out}; register ${address} with the park\n`);
     });
 
   root

@@ -124,6 +124,19 @@ export const FIXTURES: { [N in TopicName]: Fixture<N> } = {
       respond_by_ms: 5,
     },
   },
+  providerTrade: {
+    params: { utility: 'biogas', prosumer: 'p1' },
+    payload: {
+      prosumer: 'p1',
+      utility: 'biogas',
+      role: 'buyer',
+      quantity_milli: 50_000,
+      limit_price_milli: 80_000,
+      delivery_start_ms: 10,
+      delivery_end_ms: 20,
+      at_ms: 5,
+    },
+  },
   willToNegotiate: {
     params: { to: 'p0', from: 'p1' },
     payload: {

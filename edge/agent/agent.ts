@@ -1,0 +1,574 @@
+/**
+ * The edge agent: reads the plant's meters, keeps each utility's balance per time step, asks its
+ * policy what to do, negotiates with peers, and sends readings and agreements to the gateway
+ * through the durable outbox. Everything it talks to is passed in or built from the config here;
+ * `eip-edge run` only loads the config and wires signals.
+ *
+ * Meters are polled before the identity is unlocked (a keystore's scrypt takes seconds on a Pi),
+ * so the first reading is on disk within a second of start; negotiation starts once the key is in.
+ */
+import { resolve } from 'node:path';
+import type { Wallet } from 'ethers';
+import type { MqttClient } from 'mqtt';
+import { isEipError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { marketDomain } from '../../core/messages/eip712.js';
+import { encodePayload, type Payload, type TopicName, topic } from '../../core/messages/topics.js';
+import { type Milli, milli } from '../../core/units.js';
+import { getUtility, type UtilityId } from '../../core/utilities.js';
+import { BalanceTracker, type CounterValue } from '../balance/balance.js';
+import { parseTcp } from '../cli/target.js';
+import { unitFactor } from '../config/load.js';
+import type { EdgeConfig, MeterConfig } from '../config/schema.js';
+import { MqttMeterSource } from '../meters/mqtt-meter.js';
+import { P1Source } from '../meters/p1-reader.js';
+import { Poller } from '../meters/poller.js';
+import { loadProfile } from '../meters/profiles.js';
+import { Negotiator } from '../negotiation/negotiator.js';
+import { Forwarder } from '../outbox/forwarder.js';
+import { MqttPublisher } from '../outbox/mqtt-publish.js';
+import { Outbox } from '../outbox/outbox.js';
+import { type Policy, RulePolicy } from '../policy/policy.js';
+import { Bus } from './bus.js';
+import { type HealthServer, Metrics, startHealthServer } from './health.js';
+
+export interface AgentDeps {
+  readonly config: EdgeConfig;
+  /** Relative paths in the config (keystore, data_dir) start here. */
+  readonly baseDir: string;
+  readonly logger: Logger;
+  /** Connects to the broker; MQTT.js's `connect` with the agent's options. */
+  readonly connectMqtt: (options: { will: { topic: string; payload: string } }) => MqttClient;
+  readonly identity: () => Promise<Wallet>;
+  /** A policy per utility; the rule-based one from the config by default. */
+  readonly policies?: Partial<Record<UtilityId, Policy>>;
+  readonly now?: () => number;
+  readonly softwareVersion?: string;
+}
+
+interface Latest {
+  readonly value: number;
+  readonly unit: string;
+  readonly stale: boolean;
+  readonly measuredAt: number;
+}
+
+interface UtilityState {
+  readonly id: UtilityId;
+  readonly tracker: BalanceTracker;
+  readonly policy: Policy;
+  net: Milli;
+  failuresInRow: number;
+}
+
+export class EdgeAgent {
+  readonly metrics = new Metrics();
+  private readonly latest = new Map<string, Latest>();
+  private readonly now: () => number;
+  private readonly counters = { readings: 0, steps: 0, providerTrades: 0, balanceUnknown: 0 };
+  private readonly negotiationOutcomes = new Map<string, number>();
+  private readonly buses = new Map<string, Bus>();
+  private readonly pollers: { readonly poller: Poller; readonly meters: Map<string, string> }[] =
+    [];
+  private readonly p1: { readonly id: string; readonly source: P1Source }[] = [];
+  private mqttMeters: MqttMeterSource | undefined;
+  private readonly utilities: UtilityState[] = [];
+  private outbox: Outbox | undefined;
+  private forwarder: Forwarder | undefined;
+  private client: MqttClient | undefined;
+  private negotiator: Negotiator | undefined;
+  private health: HealthServer | undefined;
+  private wallet: Wallet | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private step = 0;
+  private firstReadingAt: number | undefined;
+  private readonly startedAt: number;
+  private stopping = false;
+  private polling: Promise<void> = Promise.resolve();
+
+  constructor(private readonly deps: AgentDeps) {
+    this.now = deps.now ?? Date.now;
+    this.startedAt = this.now();
+  }
+
+  get address(): string | undefined {
+    return this.wallet?.address;
+  }
+
+  /** When the first reading was stored, in ms since start; undefined before. */
+  get firstReadingMs(): number | undefined {
+    return this.firstReadingAt === undefined ? undefined : this.firstReadingAt - this.startedAt;
+  }
+
+  get healthUrl(): string | undefined {
+    return this.health?.url;
+  }
+
+  async start(): Promise<void> {
+    const { config, logger } = this.deps;
+    this.outbox = await Outbox.open({
+      dir: resolve(this.deps.baseDir, config.data_dir, 'outbox'),
+      maxBytes: config.outbox.max_mb * 1024 * 1024,
+      logger,
+    });
+    const status = (state: 'online' | 'offline') =>
+      encodePayload('agentStatus', {
+        prosumer: config.prosumer,
+        state,
+        at_ms: this.now(),
+        ...(this.deps.softwareVersion && { software_version: this.deps.softwareVersion }),
+      });
+    const statusTopic = topic('agentStatus', { prosumer: config.prosumer });
+    const client = this.deps.connectMqtt({
+      will: { topic: statusTopic, payload: status('offline') },
+    });
+    this.client = client;
+    const publisher = new MqttPublisher(client);
+    const forwarder = new Forwarder({ outbox: this.outbox, publish: publisher.publish, logger });
+    this.forwarder = forwarder;
+    client.on('connect', () => {
+      logger.info({ url: config.mqtt.url }, 'connected to the broker');
+      client.publish(statusTopic, status('online'), { qos: 1, retain: true });
+      forwarder.reconnected();
+    });
+    client.on('error', (error) => logger.warn({ err: error }, 'MQTT connection problem'));
+    forwarder.start();
+
+    this.startMeters(client);
+    this.startUtilities();
+    this.defineMetrics();
+    if (config.health !== false) {
+      // Not parseTcp: port 0 (any free port) is fine for a listener.
+      const listen = config.health.listen;
+      const at = listen.lastIndexOf(':');
+      this.health = await startHealthServer(
+        { host: listen.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(listen.slice(at + 1)) },
+        this.metrics,
+        () => this.report(),
+      );
+      logger.info({ url: this.health.url }, 'health and metrics served');
+    }
+    this.every(config.poll_s * 1000, () => this.pollOnce());
+    void this.pollOnce();
+    this.every(config.step_s * 1000, () => this.stepOnce());
+    void this.unlock(client);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const timer of this.timers) clearInterval(timer);
+    await this.polling;
+    await this.negotiator?.close();
+    for (const { source } of this.p1) await source.stop();
+    for (const bus of this.buses.values()) await bus.close();
+    await this.forwarder?.stop();
+    await this.client?.endAsync();
+    await this.outbox?.close();
+    await this.health?.close();
+  }
+
+  /** What /health says: healthy when the broker is connected and no meter is stale. */
+  report() {
+    const stale = this.staleMeters();
+    const outbox = this.outbox?.stats();
+    const connected = this.client?.connected ?? false;
+    return {
+      healthy: connected && stale.length === 0,
+      prosumer: this.deps.config.prosumer,
+      address: this.wallet?.address ?? null,
+      uptime_s: Math.round((this.now() - this.startedAt) / 1000),
+      mqtt: { connected },
+      stale_meters: stale,
+      step: this.step,
+      outbox: outbox && { depth: outbox.depth, bytes: outbox.bytes, dropped: outbox.dropped },
+      balances: Object.fromEntries(this.utilities.map((u) => [u.id, { net: u.net / 1000 }])),
+    };
+  }
+
+  private every(ms: number, run: () => unknown): void {
+    this.timers.push(setInterval(run, ms));
+  }
+
+  private async unlock(client: MqttClient): Promise<void> {
+    const { config, logger } = this.deps;
+    try {
+      this.wallet = await this.deps.identity();
+    } catch (error) {
+      logger.error({ code: isEipError(error) ? error.code : undefined }, (error as Error).message);
+      return;
+    }
+    logger.info({ address: this.wallet.address }, 'identity unlocked; negotiation enabled');
+    const markets = Object.fromEntries(
+      Object.entries(config.market.contracts).map(([utility, address]) => [
+        utility,
+        marketDomain(config.market.chain_id, address),
+      ]),
+    );
+    const negotiator = new Negotiator({
+      prosumer: config.prosumer,
+      signer: this.wallet,
+      client,
+      markets,
+      logger,
+      discoveryMs: config.negotiation.discovery_ms,
+      roundTimeoutMs: config.negotiation.round_timeout_ms,
+      maxRounds: config.negotiation.max_rounds,
+      agreementTtlS: config.negotiation.agreement_ttl_s,
+      responder: (request) => {
+        const state = this.utilities.find((u) => u.id === request.utility);
+        return (
+          state?.policy.respond(this.observe(state), {
+            role: request.role,
+            quantity: milli(request.quantity_milli),
+          }) ?? null
+        );
+      },
+      onAgreement: (signed) => this.send('agreement', { prosumer: config.prosumer }, signed),
+      onOutcome: (outcome) => {
+        const kind = outcome.result.kind;
+        this.negotiationOutcomes.set(kind, (this.negotiationOutcomes.get(kind) ?? 0) + 1);
+        const state = this.utilities.find((u) => u.id === outcome.utility);
+        if (!state) return;
+        state.failuresInRow =
+          kind === 'agreed' || kind === 'proposed' ? 0 : state.failuresInRow + 1;
+      },
+    });
+    await negotiator.start();
+    this.negotiator = negotiator;
+  }
+
+  /** Writes a message to the outbox (durable before it counts as sent) and wakes the sender. */
+  private async send<N extends TopicName>(
+    name: N,
+    params: Parameters<typeof topic<N>>[1],
+    payload: Payload<N> | ((seq: number) => Payload<N>),
+  ): Promise<void> {
+    const outbox = this.outbox;
+    if (!outbox) return;
+    await outbox.append(topic(name, params), (seq) =>
+      encodePayload(name, typeof payload === 'function' ? payload(seq) : payload),
+    );
+    this.forwarder?.wake();
+  }
+
+  private startMeters(client: MqttClient): void {
+    const { config, logger } = this.deps;
+    const byBus = new Map<string, [string, Extract<MeterConfig, { type: 'modbus' }>][]>();
+    const mqttMeters = [];
+    for (const [id, meter] of Object.entries(config.meters)) {
+      if (meter.type === 'modbus')
+        byBus.set(meter.bus, [...(byBus.get(meter.bus) ?? []), [id, meter]]);
+      else if (meter.type === 'mqtt') mqttMeters.push({ id, ...meter });
+      else {
+        const source = new P1Source({
+          path: meter.device,
+          baudRate: meter.baud,
+          ...(meter.baud === 9600 && { dataBits: 7 as const, parity: 'even' as const }),
+          onTelegram: (reading) => {
+            for (const [quantity, v] of Object.entries(reading.values)) {
+              const measuredAt =
+                quantity === 'gas'
+                  ? (reading.gasMeasuredAt ?? reading.measuredAt)
+                  : reading.measuredAt;
+              this.record(id, quantity, { value: v.value, unit: v.unit, stale: false, measuredAt });
+            }
+          },
+          onError: (error) => logger.warn({ meter: id, code: error.code }, error.message),
+        });
+        this.p1.push({ id, source });
+        void source.start().catch((error: Error) => logger.error({ meter: id }, error.message));
+      }
+    }
+    for (const [busId, meters] of byBus) {
+      const busConfig = config.buses[busId];
+      if (!busConfig) continue;
+      const link =
+        busConfig.type === 'tcp'
+          ? { kind: 'tcp' as const, ...parseTcp(busConfig.address) }
+          : { kind: 'rtu' as const, path: busConfig.device, baudRate: busConfig.baud };
+      const bus = new Bus(link, busConfig.timeout_ms);
+      this.buses.set(busId, bus);
+      this.pollers.push({
+        poller: new Poller({
+          meters: meters.map(([id, meter]) => ({
+            id,
+            profile: loadProfile(meter.profile),
+            reader: bus.reader(meter.unit),
+          })),
+          retries: busConfig.retries,
+          now: this.now,
+        }),
+        meters: new Map(meters.map(([id, meter]) => [id, meter.profile])),
+      });
+    }
+    if (mqttMeters.length > 0) {
+      this.mqttMeters = new MqttMeterSource(
+        client,
+        mqttMeters,
+        (error) => logger.warn({ code: error.code }, error.message),
+        this.now,
+      );
+    }
+  }
+
+  private startUtilities(): void {
+    for (const [id, plan] of Object.entries(this.deps.config.utilities)) {
+      const utility = id as UtilityId;
+      const tracker = new BalanceTracker(plan, (ref) => this.counter(utility, ref));
+      const policy = this.deps.policies?.[utility] ?? new RulePolicy(plan.policy);
+      this.utilities.push({ id: utility, tracker, policy, net: milli(0), failuresInRow: 0 });
+    }
+  }
+
+  private counter(utility: UtilityId, ref: string): CounterValue | undefined {
+    const [meter = '', quantity = ''] = ref.split('.');
+    const latest = this.value(meter, quantity);
+    if (!latest) return undefined;
+    const factor = unitFactor(utility, latest.unit);
+    return factor === null ? undefined : { value: latest.value * factor, stale: latest.stale };
+  }
+
+  private value(meter: string, quantity: string): Latest | undefined {
+    const meterConfig = this.deps.config.meters[meter];
+    if (meterConfig?.type === 'mqtt') {
+      const value = this.mqttMeters?.latest(meter);
+      return (
+        value && {
+          value: value.value,
+          unit: value.unit,
+          stale: false,
+          measuredAt: value.receivedAt,
+        }
+      );
+    }
+    if (meterConfig?.type === 'p1') {
+      const source = this.p1.find((p) => p.id === meter)?.source;
+      const latest = this.latest.get(`${meter}.${quantity}`);
+      return latest && { ...latest, stale: source?.latest()?.stale ?? true };
+    }
+    return this.latest.get(`${meter}.${quantity}`);
+  }
+
+  private async pollOnce(): Promise<void> {
+    if (this.stopping) return;
+    const cycle = Promise.all(
+      this.pollers.map(async ({ poller, meters }) => {
+        const read = new Set(await poller.cycle());
+        for (const id of meters.keys()) {
+          const state = poller.state(id);
+          if (!state) continue;
+          for (const r of state.readings) {
+            const latest = {
+              value: r.value,
+              unit: r.quantity.unit,
+              stale: !read.has(id),
+              measuredAt: state.readAt ?? this.now(),
+            };
+            if (read.has(id)) this.record(id, r.quantity.name, latest);
+            else this.latest.set(`${id}.${r.quantity.name}`, latest);
+          }
+        }
+      }),
+    );
+    this.polling = cycle.then(() => undefined);
+    await this.polling;
+  }
+
+  /** A fresh reading: remembered for the balance and sent to the gateway with its own seq. */
+  private record(meter: string, quantity: string, latest: Latest): void {
+    this.latest.set(`${meter}.${quantity}`, latest);
+    const utility = this.utilityOf(meter, quantity);
+    if (!utility || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(quantity)) return;
+    this.counters.readings++;
+    const prosumer = this.deps.config.prosumer;
+    void this.send('meterReading', { prosumer, meter }, (seq) => ({
+      prosumer,
+      meter,
+      utility,
+      quantity,
+      value: latest.value,
+      unit: latest.unit,
+      measured_at_ms: latest.measuredAt,
+      seq,
+      stale: false,
+    }))
+      .then(() => {
+        this.firstReadingAt ??= this.now();
+      })
+      .catch((error: Error) =>
+        this.deps.logger.error({ meter, quantity }, `reading not stored: ${error.message}`),
+      );
+  }
+
+  /** The utility a reading belongs to: the plan that uses the meter, else the meter's own. */
+  private utilityOf(meter: string, quantity: string): UtilityId | undefined {
+    for (const [utility, plan] of Object.entries(this.deps.config.utilities)) {
+      const refs = [...plan.production, ...plan.consumption, plan.storage?.level];
+      if (refs.some((ref) => ref?.startsWith(`${meter}.`))) return utility as UtilityId;
+    }
+    const config = this.deps.config.meters[meter];
+    if (config?.type === 'modbus') return loadProfile(config.profile).utility;
+    if (config?.type === 'p1') return quantity === 'gas' ? 'biogas' : 'electricity';
+    return undefined;
+  }
+
+  private observe(state: UtilityState) {
+    return {
+      utility: getUtility(state.id),
+      step: this.step,
+      net: state.net,
+      busy: this.negotiator?.busy(state.id) ?? true,
+      failuresInRow: state.failuresInRow,
+    };
+  }
+
+  private stepOnce(): void {
+    if (this.stopping) return;
+    this.step++;
+    this.counters.steps++;
+    const { config, logger } = this.deps;
+    for (const state of this.utilities) {
+      const outcome = state.tracker.step();
+      if (outcome.kind === 'unknown') {
+        this.counters.balanceUnknown++;
+        logger.warn(
+          { utility: state.id, missing: outcome.missing },
+          'no balance this step: readings missing or stale',
+        );
+        continue;
+      }
+      const b = outcome.balance;
+      state.net = b.net;
+      if (b.resets.length)
+        logger.warn({ utility: state.id, counters: b.resets }, 'counter went backwards');
+      if (this.client?.connected) {
+        this.client.publish(
+          topic('balance', { prosumer: config.prosumer, utility: state.id }),
+          encodePayload('balance', {
+            prosumer: config.prosumer,
+            utility: state.id,
+            step: this.step,
+            at_ms: this.now(),
+            production_milli: b.production,
+            consumption_milli: b.consumption,
+            storage_level_milli: b.storageLevel,
+            storage_capacity_milli: b.storageCapacity,
+            net_milli: b.net,
+          }),
+          { qos: 0 },
+        );
+      }
+      this.act(state);
+    }
+  }
+
+  private act(state: UtilityState): void {
+    const { config, logger } = this.deps;
+    if (!this.negotiator) return; // no identity yet: nothing can be signed
+    const action = state.policy.decide(this.observe(state));
+    const plan = config.utilities[state.id];
+    const start = this.now();
+    const end = start + (plan?.delivery_s ?? 3600) * 1000;
+    logger.info(
+      { utility: state.id, step: this.step, action: action.kind, net: state.net / 1000 },
+      'decision',
+    );
+    if (action.kind === 'negotiate') {
+      void this.negotiator.request({
+        utility: state.id,
+        role: action.role,
+        quantity: action.quantity,
+        spec: action.spec,
+        deliveryStartMs: start,
+        deliveryEndMs: end,
+      });
+    } else if (action.kind === 'provider') {
+      const utility = getUtility(state.id);
+      this.counters.providerTrades++;
+      state.failuresInRow = 0;
+      void this.send(
+        'providerTrade',
+        { utility: state.id, prosumer: config.prosumer },
+        {
+          prosumer: config.prosumer,
+          utility: state.id,
+          role: action.role,
+          quantity_milli: action.quantity,
+          limit_price_milli:
+            action.role === 'buyer' ? utility.provider_sells_at : utility.provider_buys_at,
+          delivery_start_ms: start,
+          delivery_end_ms: end,
+          at_ms: start,
+        },
+      );
+    }
+  }
+
+  private staleMeters(): string[] {
+    const stale = this.pollers.flatMap(({ poller }) => poller.staleMeters());
+    for (const { id, source } of this.p1) if (source.latest()?.stale ?? true) stale.push(id);
+    return stale;
+  }
+
+  private defineMetrics(): void {
+    const m = this.metrics;
+    const sum = (pick: (p: Poller) => number) =>
+      this.pollers.reduce((s, { poller }) => s + pick(poller), 0);
+    m.counter('eip_edge_polls_total', 'Modbus read attempts', () => sum((p) => p.counters.polls));
+    m.counter('eip_edge_poll_errors_total', 'Modbus reads that failed', () =>
+      sum((p) => p.counters.errors),
+    );
+    m.gauge(
+      'eip_edge_stale_meters',
+      'Meters whose last read failed or went silent',
+      () => this.staleMeters().length,
+    );
+    m.counter(
+      'eip_edge_readings_total',
+      'Readings stored for the gateway',
+      () => this.counters.readings,
+    );
+    m.gauge(
+      'eip_edge_outbox_depth',
+      'Messages on disk not yet acknowledged by the broker',
+      () => this.outbox?.stats().depth ?? 0,
+    );
+    m.gauge(
+      'eip_edge_outbox_bytes',
+      'Bytes of messages on disk',
+      () => this.outbox?.stats().bytes ?? 0,
+    );
+    m.counter(
+      'eip_edge_outbox_dropped_total',
+      'Oldest messages dropped because the outbox was full',
+      () => this.outbox?.stats().dropped ?? 0,
+    );
+    m.counter(
+      'eip_edge_sent_total',
+      'Messages the broker acknowledged',
+      () => this.forwarder?.counters.sent ?? 0,
+    );
+    m.counter(
+      'eip_edge_negotiations_total',
+      'Negotiations ended, by outcome',
+      () => [...this.negotiationOutcomes].map(([outcome, n]) => [{ outcome }, n] as const),
+      ['outcome'],
+    );
+    m.counter(
+      'eip_edge_invalid_messages_total',
+      'MQTT messages refused (malformed, unsolicited, bad signature)',
+      () => this.negotiator?.counters.invalidMessages ?? 0,
+    );
+    m.counter(
+      'eip_edge_provider_trades_total',
+      'Orders to trade with the main provider',
+      () => this.counters.providerTrades,
+    );
+    m.counter('eip_edge_p1_crc_errors_total', 'P1 telegrams that failed their CRC', () =>
+      this.p1.reduce((s, p) => s + p.source.counters.crc_errors, 0),
+    );
+    m.gauge('eip_edge_mqtt_connected', '1 when connected to the broker', () =>
+      this.client?.connected ? 1 : 0,
+    );
+  }
+}

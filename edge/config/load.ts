@@ -1,0 +1,212 @@
+/**
+ * Loads and checks an edge config file. Every problem is reported at once, each with the line in
+ * the file and its path (`config.yaml:14: meters.gas.unit: ...`), so an installer fixes the file
+ * in one pass. Beyond the schema it checks what needs the meter profiles: that every
+ * METER.QUANTITY names a quantity the meter has, in a unit the utility can be counted in.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { isMap, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { EipError } from '../../core/errors.js';
+import { P1_QUANTITIES } from '../../core/meters/p1.js';
+import { quantities } from '../../core/meters/profile.js';
+import { getUtility, type UtilityId } from '../../core/utilities.js';
+import { loadProfile } from '../meters/profiles.js';
+import { configSchema, type EdgeConfig, type MeterConfig, type UtilityPlan } from './schema.js';
+
+export interface Problem {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+  readonly line?: number;
+}
+
+/** How many of the utility's unit one unit of a meter's reading is. */
+const TO_UTILITY_UNIT: Readonly<Record<string, Readonly<Record<string, number>>>> = {
+  kWh: { Wh: 0.001, kWh: 1, MWh: 1000, GJ: 1e6 / 3600 },
+  m3: { l: 0.001, m3: 1 },
+};
+
+/** A reading of a meter: its unit, and whether it counts up (energy, volume) or is a level. */
+export interface ReadingInfo {
+  readonly unit: string;
+}
+
+export function readingInfo(meter: MeterConfig, quantity: string): ReadingInfo | string {
+  if (meter.type === 'mqtt') {
+    return quantity === 'value' ? { unit: meter.unit } : 'an MQTT meter has one quantity, "value"';
+  }
+  if (meter.type === 'p1') {
+    const known = P1_QUANTITIES[quantity];
+    return known
+      ? { unit: known.unit }
+      : `a P1 meter reports ${Object.keys(P1_QUANTITIES).join(', ')}`;
+  }
+  let all: ReturnType<typeof quantities>;
+  try {
+    all = quantities(loadProfile(meter.profile));
+  } catch (error) {
+    return (error as Error).message;
+  }
+  const found = all.find((q) => q.name === quantity);
+  return found
+    ? { unit: found.unit }
+    : `profile ${meter.profile} has no quantity "${quantity}" (it has ${all.map((q) => q.name).join(', ')})`;
+}
+
+/** The factor from a reading's unit to the utility's, or null when they do not convert. */
+export function unitFactor(utility: UtilityId, unit: string): number | null {
+  return TO_UTILITY_UNIT[getUtility(utility).unit]?.[unit] ?? null;
+}
+
+/** Every METER.QUANTITY a utility plan reads, with where it sits in the plan. */
+function planReadings(plan: UtilityPlan): [string, (string | number)[]][] {
+  return [
+    ...plan.production.map((r, i): [string, (string | number)[]] => [r, ['production', i]]),
+    ...plan.consumption.map((r, i): [string, (string | number)[]] => [r, ['consumption', i]]),
+    ...(plan.storage ? [[plan.storage.level, ['storage', 'level']] as [string, string[]]] : []),
+  ];
+}
+
+/** What the schema cannot say alone: references between sections, profiles and units. */
+function crossCheck(config: EdgeConfig): Problem[] {
+  const problems: Problem[] = [];
+  for (const [meterId, meter] of Object.entries(config.meters)) {
+    if (meter.type === 'modbus' && !(meter.bus in config.buses)) {
+      const known = Object.keys(config.buses).join(', ') || 'none';
+      problems.push({
+        path: ['meters', meterId, 'bus'],
+        message: `no bus "${meter.bus}" in buses (known: ${known})`,
+      });
+    }
+    if (meter.type !== 'modbus') continue;
+    try {
+      loadProfile(meter.profile);
+    } catch (error) {
+      problems.push({ path: ['meters', meterId, 'profile'], message: (error as Error).message });
+    }
+  }
+  for (const [utility, plan] of Object.entries(config.utilities)) {
+    if (!config.market.contracts[utility as UtilityId]) {
+      problems.push({
+        path: ['market', 'contracts', utility],
+        message: `utilities.${utility} is traded, so its market contract address is needed`,
+      });
+    }
+    const refs = planReadings(plan);
+    if (refs.length === 0) {
+      problems.push({
+        path: ['utilities', utility],
+        message: 'needs at least one production, consumption or storage reading',
+      });
+    }
+    if (plan.storage && plan.storage.reserve > plan.storage.capacity) {
+      problems.push({
+        path: ['utilities', utility, 'storage', 'reserve'],
+        message: 'must not exceed the capacity',
+      });
+    }
+    for (const [ref, at] of refs) {
+      const [meterId = '', quantity = ''] = ref.split('.');
+      const path = ['utilities', utility, ...at];
+      const meter = config.meters[meterId];
+      if (!meter) {
+        problems.push({ path, message: `no meter "${meterId}" in meters` });
+        continue;
+      }
+      const info = readingInfo(meter, quantity);
+      if (typeof info === 'string') {
+        problems.push({ path, message: info });
+      } else if (unitFactor(utility as UtilityId, info.unit) === null) {
+        problems.push({
+          path,
+          message: `${ref} is in ${info.unit}, which does not convert to ${getUtility(utility).unit}`,
+        });
+      }
+    }
+  }
+  return problems;
+}
+
+function lineOf(
+  doc: ReturnType<typeof parseDocument>,
+  counter: LineCounter,
+  path: readonly (string | number)[],
+) {
+  // The deepest node that exists on the path: a missing key is reported where it belongs.
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = doc.getIn(path.slice(0, depth), true) as Node | undefined;
+    if (node && (node.range || isMap(node) || isSeq(node)) && node.range) {
+      return counter.linePos(node.range[0]).line;
+    }
+  }
+  return undefined;
+}
+
+export interface LoadedConfig {
+  readonly config: EdgeConfig;
+  /** The file's directory: relative paths in the config (keystore, data_dir) start here. */
+  readonly baseDir: string;
+}
+
+/** Parses config text; throws INVALID_ARGUMENT listing every problem, one per line. */
+export function parseConfig(text: string, where: string): EdgeConfig {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const lines = doc.errors.map((e) => `${where}:${e.linePos?.[0]?.line ?? '?'}: ${e.message}`);
+    throw configError(where, lines);
+  }
+  const result = configSchema.safeParse(doc.toJS());
+  const problems: Problem[] = result.success
+    ? crossCheck(result.data)
+    : result.error.issues.map((issue) => ({
+        path: issue.path as (string | number)[],
+        message: describeIssue(issue),
+      }));
+  if (problems.length > 0 || !result.success) {
+    throw configError(
+      where,
+      problems.map((p) => {
+        const line = lineOf(doc, counter, p.path);
+        const at = p.path.length ? p.path.join('.') : '(top level)';
+        return `${where}${line === undefined ? '' : `:${line}`}: ${at}: ${p.message}`;
+      }),
+    );
+  }
+  return result.data;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') {
+    return `unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  }
+  if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) {
+    return `is required (${issue.expected})`;
+  }
+  return issue.message;
+}
+
+function configError(where: string, lines: readonly string[]): EipError {
+  return new EipError(
+    'INVALID_ARGUMENT',
+    `${where}: ${lines.length} problem(s) in the config:\n  ${lines.join('\n  ')}`,
+    { details: { file: where, problems: lines } },
+  );
+}
+
+export function loadConfig(file: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      `cannot read config ${file}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return { config: parseConfig(text, file), baseDir: dirname(resolve(file)) };
+}

@@ -1,0 +1,199 @@
+/**
+ * Two edge agents in a park on loopback: a real broker (aedes), a Modbus TCP meter simulator and
+ * MQTT meters. The biogas plant has 100 m3 above its holder's reserve, the other plant needs
+ * 150 m3; each polls, publishes readings with sequence numbers, computes its balance per step,
+ * and their policies find each other and agree, and the countersigned agreement reaches the
+ * broker for the gateway. Health and metrics are served over HTTP.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Wallet } from 'ethers';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../core/logger.js';
+import { assertSignedBy, marketDomain } from '../../../core/messages/eip712.js';
+import { decodeMessage, type Payload } from '../../../core/messages/topics.js';
+import { EdgeAgent } from '../../../edge/agent/agent.js';
+import { parseConfig } from '../../../edge/config/load.js';
+import { loadProfile } from '../../../edge/meters/profiles.js';
+import { type MeterServer, startMeterServer } from '../../../simulators/meters/meter-server.js';
+import { startBroker, type TestBroker } from '../../support/broker.js';
+
+const MARKET = '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0';
+const PSI = `
+      sell:
+        price: { ip: 80, rp: 20, dl: 20, cr: 2 }
+        quantity: { dl: 20, cr: 2 }
+      buy:
+        price: { ip: 20, rp: 80, dl: 20, cr: 0.5 }
+        quantity: { rp_fraction: 0, dl: 20, cr: 0.5 }`;
+
+function config(prosumer: string, url: string, dir: string, extra: string): string {
+  return `
+prosumer: ${prosumer}
+mqtt: { url: "${url}" }
+market: { chain_id: 31337, contracts: { biogas: "${MARKET}" } }
+step_s: 1
+poll_s: 1
+data_dir: ${dir}
+health: { listen: "127.0.0.1:0" }
+negotiation: { discovery_ms: 200, round_timeout_ms: 2000 }
+${extra}`;
+}
+
+let broker: TestBroker;
+let meter: MeterServer;
+let dir: string;
+const agents: EdgeAgent[] = [];
+const seen: { topic: string; payload: Buffer }[] = [];
+
+beforeAll(async () => {
+  broker = await startBroker();
+  meter = await startMeterServer({
+    profile: loadProfile('eastron-sdm630'),
+    link: { kind: 'tcp', host: '127.0.0.1', port: 0 },
+    units: [1],
+  });
+  dir = mkdtempSync(join(tmpdir(), 'eip-agent-'));
+  const observer = await broker.connect();
+  await observer.subscribeAsync('eip/v1/#', { qos: 1 });
+  observer.on('message', (topic, payload) => seen.push({ topic, payload }));
+});
+
+afterAll(async () => {
+  for (const agent of agents) await agent.stop();
+  await meter.close();
+  await broker.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function until(check: () => boolean, what: string, ms = 15_000): Promise<void> {
+  for (const end = Date.now() + ms; !check(); ) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function start(text: string, key: string): EdgeAgent {
+  const agent = new EdgeAgent({
+    config: parseConfig(text, 'test.yaml'),
+    baseDir: dir,
+    logger: silentLogger,
+    identity: async () => new Wallet(key),
+    connectMqtt: ({ will }) =>
+      mqtt.connect(broker.url, { will: { ...will, qos: 1, retain: true }, reconnectPeriod: 200 }),
+  });
+  agents.push(agent);
+  return agent;
+}
+
+describe('edge agents in a park on loopback', () => {
+  it('read, balance, negotiate and hand a signed agreement to the gateway', async () => {
+    const port = meter.link.kind === 'tcp' ? meter.link.port : 0;
+    const sellerKey = `0x${'31'.repeat(32)}`;
+    const buyerKey = `0x${'32'.repeat(32)}`;
+    const seller = start(
+      config(
+        'digester',
+        broker.url,
+        'seller-data',
+        `
+buses: { lan: { type: tcp, address: "127.0.0.1:${port}" } }
+meters:
+  chp: { type: modbus, bus: lan, unit: 1, profile: eastron-sdm630 }
+  holder: { type: mqtt, topic: plant/holder, unit: m3 }
+utilities:
+  biogas:
+    storage: { level: holder.value, capacity: 200, reserve: 20 }
+    policy:
+      type: rules
+      min_trade: 5${PSI}
+`,
+      ),
+      sellerKey,
+    );
+    const buyer = start(
+      config(
+        'brewery',
+        broker.url,
+        'buyer-data',
+        `
+meters:
+  tank: { type: mqtt, topic: brewery/tank, path: level.m3, unit: m3 }
+utilities:
+  biogas:
+    storage: { level: tank.value, capacity: 300, reserve: 160 }
+    policy:
+      type: rules
+      min_trade: 5${PSI}
+`,
+      ),
+      buyerKey,
+    );
+    await Promise.all([seller.start(), buyer.start()]);
+    const plant = await broker.connect();
+    const levels = setInterval(() => {
+      void plant.publishAsync('plant/holder', '120', { retain: true });
+      void plant.publishAsync('brewery/tank', JSON.stringify({ level: { m3: 10 } }), {
+        retain: true,
+      });
+    }, 200);
+    try {
+      await until(
+        () =>
+          seen.some(
+            (m) =>
+              m.topic === 'eip/v1/agreements/digester' || m.topic === 'eip/v1/agreements/brewery',
+          ),
+        'an agreement',
+      );
+    } finally {
+      clearInterval(levels);
+    }
+
+    // Readings of the Modbus meter, in order, each with a fresh sequence number.
+    const readings = seen
+      .filter((m) => m.topic.startsWith('eip/v1/meters/digester/chp/'))
+      .map((m) => decodeMessage(m.topic, m.payload).payload as Payload<'meterReading'>);
+    expect(readings.length).toBeGreaterThan(10);
+    const seqs = readings.map((r) => r.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(new Set(seqs).size).toBe(seqs.length);
+    expect(readings.find((r) => r.quantity === 'voltage_l1')?.value).toBeCloseTo(230, 3);
+
+    // Balances: 100 m3 to sell, 150 to buy.
+    const balances = seen
+      .filter((m) => m.topic.startsWith('eip/v1/balances/'))
+      .map((m) => decodeMessage(m.topic, m.payload).payload as Payload<'balance'>);
+    expect(balances.find((b) => b.prosumer === 'digester')?.net_milli).toBe(100_000);
+    expect(balances.find((b) => b.prosumer === 'brewery')?.net_milli).toBe(-150_000);
+
+    // The agreement, signed by both, for 100 m3 at the seed's 35 tokens/m3.
+    const message = seen.find((m) => m.topic.startsWith('eip/v1/agreements/'));
+    if (!message) throw new Error('no agreement');
+    const { agreement, seller_signature, buyer_signature } = decodeMessage(
+      message.topic,
+      message.payload,
+    ).payload as Payload<'agreement'>;
+    const domain = marketDomain(31337, MARKET);
+    assertSignedBy(domain, 'Agreement', agreement, seller_signature, new Wallet(sellerKey).address);
+    assertSignedBy(domain, 'Agreement', agreement, buyer_signature, new Wallet(buyerKey).address);
+    expect(agreement.quantity).toBe(100_000n);
+    expect(agreement.unitPrice).toBe(35_000n * 10n ** 12n);
+
+    // Health and metrics.
+    expect(seller.firstReadingMs).toBeLessThan(1000);
+    const health = await fetch(`${seller.healthUrl}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({
+      prosumer: 'digester',
+      mqtt: { connected: true },
+      stale_meters: [],
+    });
+    const metrics = await (await fetch(`${seller.healthUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^eip_edge_readings_total \d+/m);
+    expect(metrics).toMatch(/^eip_edge_negotiations_total\{outcome="(agreed|proposed)"\} 1/m);
+    expect(metrics).toMatch(/^eip_edge_process_resident_memory_bytes \d+/m);
+  }, 30_000);
+});
