@@ -3,6 +3,8 @@
  * agent's settings, unlocks the identity, and runs until SIGINT or SIGTERM (systemd's stop).
  */
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import type { Io } from '../../core/cli.js';
 import { createLogger } from '../../core/logger.js';
@@ -10,14 +12,29 @@ import { EdgeAgent } from '../agent/agent.js';
 import { loadConfig } from '../config/load.js';
 import { loadIdentity } from '../identity.js';
 
-const VERSION = (
-  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
+/** The package version, from the nearest package.json above this file (source or dist/). */
+function softwareVersion(): string | undefined {
+  for (
+    let dir = dirname(fileURLToPath(import.meta.url));
+    dir !== dirname(dir);
+    dir = dirname(dir)
+  ) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'eip-market') return pkg.version;
+    } catch {
+      // not here; keep looking upward
+    }
   }
-).version;
+  return undefined;
+}
 
 export async function runAgent(file: string, io: Io, env = process.env): Promise<void> {
   const { config, baseDir } = loadConfig(file);
+  const version = softwareVersion();
   const logger = createLogger({
     name: 'eip-edge',
     level: config.log_level,
@@ -27,7 +44,7 @@ export async function runAgent(file: string, io: Io, env = process.env): Promise
     config,
     baseDir,
     logger,
-    softwareVersion: VERSION,
+    ...(version && { softwareVersion: version }),
     identity: () => loadIdentity({ keystore: config.identity.keystore, baseDir, env }),
     connectMqtt: ({ will }) => {
       const password = env[config.mqtt.password_env];

@@ -154,7 +154,7 @@ export function parseConfig(text: string, where: string): EdgeConfig {
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
   if (doc.errors.length > 0) {
-    const lines = doc.errors.map((e) => `${where}:${e.linePos?.[0]?.line ?? '?'}: ${e.message}`);
+    const lines = doc.errors.map((e) => `${where}:${counter.linePos(e.pos[0]).line}: ${e.message}`);
     throw configError(where, lines);
   }
   const result = configSchema.safeParse(doc.toJS());
