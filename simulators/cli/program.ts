@@ -19,6 +19,7 @@ import { FAULTS, type Fault } from '../meters/rtu-slave.js';
 import { bilateralScenario, runScenario } from '../negotiation/scenario.js';
 import { parseCount, parsePort, parsePositive } from './numbers.js';
 import { checkPlotPath, emit } from './output.js';
+import { addP1Command } from './p1-command.js';
 import { parsePsiFlag } from './psi-flag.js';
 
 interface MeterFlags {
@@ -186,6 +187,7 @@ function program(io: Io): Command {
       });
       await server.close();
     });
+  addP1Command(root, io);
   return root;
 }
 
