@@ -142,7 +142,7 @@ export interface P1TelegramInput {
   readonly header: string;
   /** 0-0:1.0.0, when the meter made the telegram; milliseconds since the epoch. */
   readonly measuredAt: number;
-  /** 0-0:96.1.1, the meter's serial number; sent hex-coded (§6.4, octet strings). */
+  /** 0-0:96.1.1, the meter's serial number; sent hex-coded (§6.5, octet strings). */
   readonly equipmentId: string;
   /** 0-0:96.14.0, the tariff counting now: 1 (low) or 2 (normal). */
   readonly tariff: 1 | 2;

@@ -45,7 +45,7 @@ export interface P1SourceOptions {
   /** The serial device the P1 cable is on, e.g. /dev/ttyUSB0. */
   readonly path: string;
   /**
-   * Line settings. DSMR 4 and 5 send at 115200 baud 8N1 (§6.2), the defaults; DSMR 2.2 and 3
+   * Line settings. DSMR 4 and 5 send at 115200 baud 8N1 (§6.1), the defaults; DSMR 2.2 and 3
    * meters at 9600 baud 7E1 (baudRate 9600, dataBits 7, parity 'even').
    */
   readonly baudRate?: number;
