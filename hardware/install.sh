@@ -317,9 +317,11 @@ if [ "$SYSTEMD_RUNNING" = yes ]; then
 fi
 
 # --- 7. Enable, and start when ready -------------------------------------------------------
-# The key's files, if there: the agent reads the keystore; only systemd (root) reads the password.
+# The secret files, if there: the agent reads the keystore; only systemd (root) reads the
+# password and the environment file.
 if [ "$STAGING" = no ] && [ -f "$KEYSTORE_FILE" ]; then own "root:$SERVICE_USER" 0640 "$KEYSTORE_FILE"; fi
 if [ "$STAGING" = no ] && [ -f "$PASSWORD_FILE" ]; then own root:root 0600 "$PASSWORD_FILE"; fi
+if [ "$STAGING" = no ] && [ -f "$CONFIG_DIR/env" ]; then own root:root 0600 "$CONFIG_DIR/env"; fi
 missing=
 config_ok=no
 if [ "$STAGING" = no ] && [ -f "$CONFIG_FILE" ]; then
@@ -391,7 +393,8 @@ case " $missing " in
 esac
 case " $missing " in
   *" config "*)
-    say "  $n. Edit the config for this plant (meters, broker, prices), then check it:"
+    say "  $n. Edit the config for this plant (meters, broker, prices), then check it. Secrets it"
+    say "     names by variable (the broker password) go in $CONFIG_DIR/env, root-only, as VAR=value:"
     say "       sudoedit $CONFIG_FILE"
     say "       sudo $EDGE_BIN check-config $CONFIG_FILE"
     n=$((n + 1))
