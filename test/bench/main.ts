@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: negotiation throughput of the core engine in one process (one core), then the
  * gas each market operation costs on a real anvil chain (see gas.ts), then Modbus RTU polling
- * against the bus's own ceiling (see rtu.ts).
+ * against the bus's own ceiling (see rtu.ts), then the edge agent (see edge.ts).
  *
  * A round is one time step in which both agents move (two offers, or an offer and the
  * acceptance). Each benchmark runs for about a second per sample, five samples, and reports the
@@ -14,6 +14,7 @@ import { psi, sigma } from '../../core/negotiation/strategy.js';
 import { textTable } from '../../core/text-table.js';
 import { CASE_STUDY } from '../../simulators/case-study.js';
 import { bilateral } from '../core/negotiation/setup.js';
+import { edgeTable } from './edge.js';
 import { gasTable } from './gas.js';
 import { rtuTable } from './rtu.js';
 
@@ -109,3 +110,7 @@ console.log(await gasTable());
 
 console.log('\nModbus RTU polling over a pseudo-terminal at the timing of a 9600-baud bus\n');
 console.log(await rtuTable());
+
+console.log('\nEdge agent: signed negotiation over MQTT, start-up, memory (see edge.ts)\n');
+console.log(await edgeTable());
+process.exit(0); // MQTT.js and LevelDB handles of the runs above must not hold the process
