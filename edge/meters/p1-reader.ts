@@ -181,12 +181,18 @@ export class P1Source {
   }
 
   /**
-   * Opens the port. A first open that fails rejects (a wrong device path shows at once, as a
-   * retryable IO_ERROR); once open, losses of the port are reopened with back-off until stop().
+   * Opens the port. A first open that fails rejects, as a retryable IO_ERROR, so a wrong device
+   * path shows at once; like every later loss of the port it is retried with back-off until
+   * stop(), so a USB adapter that appears late at boot is still picked up.
    */
   async start(): Promise<void> {
     this.stopped = false;
-    this.attach(await this.open());
+    try {
+      this.attach(await this.open());
+    } catch (error) {
+      this.scheduleReopen();
+      throw error;
+    }
   }
 
   async stop(): Promise<void> {

@@ -248,15 +248,24 @@ describe.skipIf(!RUN_PTY_SUITES)('P1 reader on a pseudo-terminal', () => {
 });
 
 describe('P1 reader without a line', () => {
-  it('refuses to start on a device that is not there, naming it', async () => {
-    const source = new P1Source({ path: '/dev/no-such-p1' });
+  it('refuses to start on a device that is not there, naming it, and keeps trying', async () => {
+    const errors: EipError[] = [];
+    const source = new P1Source({
+      path: '/dev/no-such-p1',
+      reopenInitialMs: 10,
+      onError: (error) => errors.push(error),
+    });
+    cleanups.push(() => source.stop());
     const failure = await source.start().catch((error: unknown) => error);
     expect(isEipError(failure, 'IO_ERROR')).toBe(true);
     expect((failure as EipError).retryable).toBe(true);
     expect((failure as Error).message).toMatch(
       /^P1 meter at \/dev\/no-such-p1: cannot open the P1 port: /,
     );
-    expect(source.counters.port_errors).toBe(1);
+    // The retries back off (10, 20, 40 ms ...) and report each failure.
+    await until(() => source.counters.port_errors >= 3, 'two retries');
+    expect(errors[0]?.message).toBe((failure as Error).message);
+    expect(source.counters.reopens).toBe(0);
   });
 
   it('opens DSMR 5 lines at 115200 8N1 and DSMR 3 lines as told (9600 7E1)', async () => {
