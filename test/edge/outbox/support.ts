@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Aedes } from 'aedes';
+import { Aedes, type AedesOptions } from 'aedes';
 import type { Logger } from '../../../core/logger.js';
 import { decodeMessage, encodePayload, topic } from '../../../core/messages/topics.js';
 
@@ -78,8 +78,12 @@ export interface Broker {
  * aedes on loopback, handing every client's publish to `receiver` the way the gateway, which
  * embeds aedes, sees it. aedes emits `publish` before it sends the PUBACK.
  */
-export async function startBroker(receiver: Receiver, port = 0): Promise<Broker> {
-  const broker = await Aedes.createBroker();
+export async function startBroker(
+  receiver: Receiver,
+  port = 0,
+  options: AedesOptions = {},
+): Promise<Broker> {
+  const broker = await Aedes.createBroker(options);
   broker.on('publish', (packet, client) => {
     if (client) receiver.take(packet.topic, packet.payload);
   });
