@@ -27,7 +27,7 @@ import { bilateral } from '../core/negotiation/setup.js';
 import { startBroker } from '../support/broker.js';
 
 const RUNS = 40;
-const DISCOVERY_MS = 50;
+const DISCOVERY_MS = 200;
 const domain = marketDomain(31337, '0x5FbDB2315678afecb367f032d93F642f64180aa3');
 // Linear concessions from both ends meet after about 20 rounds.
 const setup = bilateral(
