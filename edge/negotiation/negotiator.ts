@@ -231,21 +231,15 @@ export class Negotiator {
         startedAt,
         settle,
         setup: () =>
-          new NegotiationSession(
-            {
-              negotiationId: id,
-              utility: getUtility(request.utility),
-              domain,
-              role: request.role,
-              spec: request.spec,
-              counterpart: chosen.address,
-              deliveryStartS: BigInt(Math.floor(request.deliveryStartMs / 1000)),
-              deliveryEndS: BigInt(Math.floor(request.deliveryEndMs / 1000)),
-              maxRounds: this.options.maxRounds ?? 1000,
-              agreementTtlS: this.options.agreementTtlS ?? 3600,
-            },
-            this.options.signer,
-          ),
+          this.session(domain, {
+            id,
+            utility: request.utility,
+            role: request.role,
+            spec: request.spec,
+            counterpart: chosen.address,
+            startMs: request.deliveryStartMs,
+            endMs: request.deliveryEndMs,
+          }),
       });
       active.session = active.setup();
       // The confirmation: our own will, sent back to the one we chose.
@@ -271,6 +265,35 @@ export class Negotiator {
       await this.run(active, (session) => Promise.resolve(session.withdraw()));
       this.end(active, { kind: 'no-agreement', reason: 'withdrawn', by: 'self' });
     }
+  }
+
+  private session(
+    domain: MarketDomain,
+    terms: {
+      id: string;
+      utility: UtilityId;
+      role: Role;
+      spec: AgentSpec;
+      counterpart: string;
+      startMs: number;
+      endMs: number;
+    },
+  ): NegotiationSession {
+    return new NegotiationSession(
+      {
+        negotiationId: terms.id,
+        utility: getUtility(terms.utility),
+        domain,
+        role: terms.role,
+        spec: terms.spec,
+        counterpart: terms.counterpart,
+        deliveryStartS: BigInt(Math.floor(terms.startMs / 1000)),
+        deliveryEndS: BigInt(Math.floor(terms.endMs / 1000)),
+        maxRounds: this.options.maxRounds ?? 1000,
+        agreementTtlS: this.options.agreementTtlS ?? 3600,
+      },
+      this.options.signer,
+    );
   }
 
   private domain(utility: UtilityId): MarketDomain {
@@ -354,21 +377,15 @@ export class Negotiator {
       startedAt: this.now(),
       settle: () => undefined,
       setup: () =>
-        new NegotiationSession(
-          {
-            negotiationId: request.negotiation_id,
-            utility: getUtility(request.utility),
-            domain,
-            role,
-            spec: answer.spec,
-            counterpart: request.address,
-            deliveryStartS: BigInt(Math.floor(request.delivery_start_ms / 1000)),
-            deliveryEndS: BigInt(Math.floor(request.delivery_end_ms / 1000)),
-            maxRounds: this.options.maxRounds ?? 1000,
-            agreementTtlS: this.options.agreementTtlS ?? 3600,
-          },
-          this.options.signer,
-        ),
+        this.session(domain, {
+          id: request.negotiation_id,
+          utility: request.utility,
+          role,
+          spec: answer.spec,
+          counterpart: request.address,
+          startMs: request.delivery_start_ms,
+          endMs: request.delivery_end_ms,
+        }),
     });
     this.publish(
       'willToNegotiate',
