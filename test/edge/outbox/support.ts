@@ -68,6 +68,11 @@ export class Receiver {
   }
 }
 
+/** Whatever takes the messages the broker receives: a Receiver, or a counter. */
+export interface Sink {
+  take(concreteTopic: string, raw: string | Uint8Array): void;
+}
+
 export interface Broker {
   readonly url: string;
   readonly port: number;
@@ -75,17 +80,17 @@ export interface Broker {
 }
 
 /**
- * aedes on loopback, handing every client's publish to `receiver` the way the gateway, which
+ * aedes on loopback, handing every client's publish to `sink` the way the gateway, which
  * embeds aedes, sees it. aedes emits `publish` before it sends the PUBACK.
  */
 export async function startBroker(
-  receiver: Receiver,
+  sink: Sink,
   port = 0,
   options: AedesOptions = {},
 ): Promise<Broker> {
   const broker = await Aedes.createBroker(options);
   broker.on('publish', (packet, client) => {
-    if (client) receiver.take(packet.topic, packet.payload);
+    if (client) sink.take(packet.topic, packet.payload);
   });
   const server: Server = createServer(broker.handle);
   await new Promise<void>((resolve, reject) => {
