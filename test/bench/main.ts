@@ -16,6 +16,7 @@ import { CASE_STUDY } from '../../simulators/case-study.js';
 import { bilateral } from '../core/negotiation/setup.js';
 import { edgeTable } from './edge.js';
 import { gasTable } from './gas.js';
+import { outboxTable } from './outbox.js';
 import { rtuTable } from './rtu.js';
 
 const GOAL_ROUNDS_PER_SECOND = 10_000;
@@ -110,6 +111,9 @@ console.log(await gasTable());
 
 console.log('\nModbus RTU polling over a pseudo-terminal at the timing of a 9600-baud bus\n');
 console.log(await rtuTable());
+
+console.log('\nDurable outbox: readings persisted (synced) and replayed to a loopback broker\n');
+console.log(await outboxTable());
 
 console.log('\nEdge agent: signed negotiation over MQTT, start-up, memory (see edge.ts)\n');
 console.log(await edgeTable());
