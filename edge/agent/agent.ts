@@ -13,12 +13,13 @@ import type { MqttClient } from 'mqtt';
 import { isEipError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { marketDomain } from '../../core/messages/eip712.js';
+import { ID_PATTERN } from '../../core/messages/schemas.js';
 import { encodePayload, type Payload, type TopicName, topic } from '../../core/messages/topics.js';
 import { type Milli, milli } from '../../core/units.js';
 import { getUtility, type UtilityId } from '../../core/utilities.js';
 import { BalanceTracker, type CounterValue } from '../balance/balance.js';
 import { parseTcp } from '../cli/target.js';
-import { unitFactor } from '../config/load.js';
+import { planReadings, unitFactor } from '../config/load.js';
 import type { EdgeConfig, MeterConfig } from '../config/schema.js';
 import { MqttMeterSource } from '../meters/mqtt-meter.js';
 import { P1Source } from '../meters/p1-reader.js';
@@ -64,6 +65,8 @@ interface UtilityState {
 export class EdgeAgent {
   readonly metrics = new Metrics();
   private readonly latest = new Map<string, Latest>();
+  /** Each meter's utility, worked out once at start (readings arrive on a hot path). */
+  private readonly meterUtility = new Map<string, UtilityId>();
   private readonly now: () => number;
   private readonly counters = { readings: 0, steps: 0, providerTrades: 0, balanceUnknown: 0 };
   private readonly negotiationOutcomes = new Map<string, number>();
@@ -89,6 +92,12 @@ export class EdgeAgent {
   constructor(private readonly deps: AgentDeps) {
     this.now = deps.now ?? Date.now;
     this.startedAt = this.now();
+    for (const [utility, plan] of Object.entries(deps.config.utilities)) {
+      for (const [ref] of planReadings(plan)) {
+        const meter = ref.slice(0, ref.indexOf('.'));
+        if (!this.meterUtility.has(meter)) this.meterUtility.set(meter, utility as UtilityId);
+      }
+    }
   }
 
   get address(): string | undefined {
@@ -290,11 +299,11 @@ export class EdgeAgent {
       this.buses.set(busId, bus);
       this.pollers.push({
         poller: new Poller({
-          meters: meters.map(([id, meter]) => ({
-            id,
-            profile: loadProfile(meter.profile),
-            reader: bus.reader(meter.unit),
-          })),
+          meters: meters.map(([id, meter]) => {
+            const profile = loadProfile(meter.profile);
+            if (!this.meterUtility.has(id)) this.meterUtility.set(id, profile.utility);
+            return { id, profile, reader: bus.reader(meter.unit) };
+          }),
           retries: busConfig.retries,
           now: this.now,
         }),
@@ -378,7 +387,7 @@ export class EdgeAgent {
   private record(meter: string, quantity: string, latest: Latest): void {
     this.latest.set(`${meter}.${quantity}`, latest);
     const utility = this.utilityOf(meter, quantity);
-    if (!utility || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(quantity)) return;
+    if (!utility || !ID_PATTERN.test(quantity)) return;
     this.counters.readings++;
     const prosumer = this.deps.config.prosumer;
     void this.send('meterReading', { prosumer, meter }, (seq) => ({
@@ -402,12 +411,9 @@ export class EdgeAgent {
 
   /** The utility a reading belongs to: the plan that uses the meter, else the meter's own. */
   private utilityOf(meter: string, quantity: string): UtilityId | undefined {
-    for (const [utility, plan] of Object.entries(this.deps.config.utilities)) {
-      const refs = [...plan.production, ...plan.consumption, plan.storage?.level];
-      if (refs.some((ref) => ref?.startsWith(`${meter}.`))) return utility as UtilityId;
-    }
+    const known = this.meterUtility.get(meter);
+    if (known) return known;
     const config = this.deps.config.meters[meter];
-    if (config?.type === 'modbus') return loadProfile(config.profile).utility;
     if (config?.type === 'p1') return quantity === 'gas' ? 'biogas' : 'electricity';
     return undefined;
   }

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { isMap, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { EipError } from '../../core/errors.js';
 import { P1_QUANTITIES } from '../../core/meters/p1.js';
@@ -60,7 +60,7 @@ export function unitFactor(utility: UtilityId, unit: string): number | null {
 }
 
 /** Every METER.QUANTITY a utility plan reads, with where it sits in the plan. */
-function planReadings(plan: UtilityPlan): [string, (string | number)[]][] {
+export function planReadings(plan: UtilityPlan): [string, (string | number)[]][] {
   return [
     ...plan.production.map((r, i): [string, (string | number)[]] => [r, ['production', i]]),
     ...plan.consumption.map((r, i): [string, (string | number)[]] => [r, ['consumption', i]]),
@@ -136,7 +136,7 @@ function lineOf(
   // The deepest node that exists on the path: a missing key is reported where it belongs.
   for (let depth = path.length; depth >= 0; depth--) {
     const node = doc.getIn(path.slice(0, depth), true) as Node | undefined;
-    if (node && (node.range || isMap(node) || isSeq(node)) && node.range) {
+    if (node?.range) {
       return counter.linePos(node.range[0]).line;
     }
   }
