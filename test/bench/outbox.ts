@@ -15,7 +15,9 @@ import { textTable } from '../../core/text-table.js';
 import { Forwarder } from '../../edge/outbox/forwarder.js';
 import { MqttPublisher } from '../../edge/outbox/mqtt-publish.js';
 import { Outbox } from '../../edge/outbox/outbox.js';
-import { reading, startBroker, tempDir, until } from '../edge/outbox/support.js';
+import { reading, tempDir } from '../edge/outbox/support.js';
+import { startBroker } from '../support/broker.js';
+import { until } from '../support/until.js';
 
 const SAMPLES = 5;
 const SAMPLE_MS = 1000;
@@ -58,7 +60,7 @@ async function fill(outbox: Outbox, count: number): Promise<void> {
 
 async function replayRates(outbox: Outbox): Promise<number[]> {
   let received = 0;
-  const broker = await startBroker({ take: () => received++ });
+  const broker = await startBroker({ onPublish: () => received++ });
   const client = mqtt.connect(broker.url, { reconnectPeriod: 0 });
   try {
     await new Promise((resolve) => client.once('connect', resolve));

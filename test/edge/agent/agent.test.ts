@@ -19,6 +19,7 @@ import { parseConfig } from '../../../edge/config/load.js';
 import { loadProfile } from '../../../edge/meters/profiles.js';
 import { type MeterServer, startMeterServer } from '../../../simulators/meters/meter-server.js';
 import { startBroker, type TestBroker } from '../../support/broker.js';
+import { until } from '../../support/until.js';
 
 const MARKET = '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0';
 const PSI = `
@@ -67,13 +68,6 @@ afterAll(async () => {
   await broker.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function until(check: () => boolean, what: string, ms = 15_000): Promise<void> {
-  for (const end = Date.now() + ms; !check(); ) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function start(text: string, key: string): EdgeAgent {
   const agent = new EdgeAgent({
@@ -141,12 +135,13 @@ utilities:
     }, 200);
     try {
       await until(
+        'an agreement',
         () =>
           seen.some(
             (m) =>
               m.topic === 'eip/v1/agreements/digester' || m.topic === 'eip/v1/agreements/brewery',
           ),
-        'an agreement',
+        15_000,
       );
     } finally {
       clearInterval(levels);

@@ -1,36 +1,19 @@
 /** MQTT meters through a real broker (aedes, in-process on loopback) and a real MQTT.js client. */
-import { createServer, type Server } from 'node:net';
-import { Aedes } from 'aedes';
-import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EipError } from '../../../core/errors.js';
 import { MqttMeterSource, parsePath } from '../../../edge/meters/mqtt-meter.js';
+import { startBroker, type TestBroker } from '../../support/broker.js';
 
-let broker: Aedes;
-let server: Server;
-let url: string;
+let broker: TestBroker;
 
 beforeAll(async () => {
-  broker = await Aedes.createBroker();
-  server = createServer(broker.handle);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  url = `mqtt://127.0.0.1:${address.port}`;
+  broker = await startBroker();
 });
 afterAll(async () => {
-  await new Promise((resolve) => server.close(resolve));
-  await new Promise<void>((resolve) => broker.close(() => resolve()));
+  await broker.close();
 });
 
-async function connect(): Promise<MqttClient> {
-  const client = mqtt.connect(url, { reconnectPeriod: 0 });
-  await new Promise<void>((resolve, reject) => {
-    client.once('connect', () => resolve());
-    client.once('error', reject);
-  });
-  return client;
-}
+const connect = () => broker.connect();
 
 /** Resolves once the source has taken `count` messages in. */
 async function settle(source: MqttMeterSource, count: number): Promise<void> {

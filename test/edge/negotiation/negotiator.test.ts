@@ -18,6 +18,7 @@ import {
 } from '../../../edge/negotiation/negotiator.js';
 import { bilateral, TABLE1 } from '../../core/negotiation/setup.js';
 import { startBroker, type TestBroker } from '../../support/broker.js';
+import { until } from '../../support/until.js';
 
 const domain = marketDomain(31337, '0x5FbDB2315678afecb367f032d93F642f64180aa3');
 const engine = bilateral(TABLE1.seller, TABLE1.buyer);
@@ -79,11 +80,6 @@ const answersWith =
   });
 const never: Responder = () => null;
 
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 300 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-  if (!check()) throw new Error(`timed out waiting for ${what}`);
-}
-
 const request = (role: Role, quantity: number) => ({
   utility: 'biogas' as const,
   role,
@@ -103,7 +99,7 @@ describe('negotiation over MQTT', () => {
 
     expect(outcome.counterpart).toBe('p1');
     // Whoever settled the last issue proposed; the other countersigned and kept the agreement.
-    await until(() => buyer.outcomes.length === 1, 'the buyer to finish');
+    await until('the buyer to finish', () => buyer.outcomes.length === 1, 3000);
     const kinds = [outcome.result.kind, buyer.outcomes[0]?.result.kind];
     expect([...kinds].sort()).toEqual(['agreed', 'proposed']);
     const signed = [...seller.agreements, ...buyer.agreements][0];
@@ -136,10 +132,10 @@ describe('negotiation over MQTT', () => {
     const close = await agent('s-close', answersWith(140));
     const outcome = await buyer.negotiator.request(request('buyer', 150));
     expect(outcome.counterpart).toBe('s-close');
-    await until(() => small.outcomes.length === 1, 'the withdrawal');
+    await until('the withdrawal', () => small.outcomes.length === 1, 3000);
     expect(small.outcomes[0]?.result).toMatchObject({ kind: 'no-agreement', reason: 'withdrawn' });
     // The buyer requested, the seller opened; the buyer accepted last and proposed.
-    await until(() => close.outcomes.length === 1, 'the seller to finish');
+    await until('the seller to finish', () => close.outcomes.length === 1, 3000);
     expect([outcome.result.kind, close.outcomes[0]?.result.kind].sort()).toEqual([
       'agreed',
       'proposed',
@@ -167,7 +163,7 @@ describe('negotiation over MQTT', () => {
       }),
       { qos: 1 },
     );
-    await until(() => target.negotiator.counters.invalidMessages === 2, 'two refusals');
+    await until('two refusals', () => target.negotiator.counters.invalidMessages === 2, 3000);
     // Still negotiating normally afterwards.
     await agent('peer', answersWith(150));
     const outcome = await target.negotiator.request(request('seller', 100));

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EipError } from '../../../core/errors.js';
 import { Forwarder, type ForwarderOptions, type Publish } from '../../../edge/outbox/forwarder.js';
 import { Outbox } from '../../../edge/outbox/outbox.js';
-import { Receiver, reading, tempDir, until } from './support.js';
+import { until } from '../../support/until.js';
+import { Receiver, reading, tempDir } from './support.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

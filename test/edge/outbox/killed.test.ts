@@ -9,7 +9,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Forwarder } from '../../../edge/outbox/forwarder.js';
 import { MqttPublisher } from '../../../edge/outbox/mqtt-publish.js';
 import { Outbox } from '../../../edge/outbox/outbox.js';
-import { Receiver, reading, startBroker, tempDir, until } from './support.js';
+import { startBroker } from '../../support/broker.js';
+import { until } from '../../support/until.js';
+import { Receiver, reading, tempDir } from './support.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const FIXTURE = join(import.meta.dirname, 'fixtures', 'append-until-killed.ts');
@@ -77,7 +79,9 @@ describe('outbox after kill -9', () => {
     expect(outbox.stats()).toMatchObject({ depth: stored.length, appended: stored.length });
 
     const receiver = new Receiver();
-    const broker = await startBroker(receiver);
+    const broker = await startBroker({
+      onPublish: (topic, payload) => receiver.take(topic, payload),
+    });
     cleanups.push(() => broker.close());
     const client = mqtt.connect(broker.url, { reconnectPeriod: 0 });
     cleanups.push(() => new Promise<void>((resolve) => client.end(true, {}, () => resolve())));

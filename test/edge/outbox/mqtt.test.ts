@@ -2,21 +2,32 @@
  * The outbox, the forwarder and the MQTT.js adapter through a real aedes broker on loopback: a
  * broker outage in the middle of the stream, and what MQTT.js does with messages in flight.
  */
+import type { AedesOptions } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isEipError } from '../../../core/errors.js';
 import { Forwarder } from '../../../edge/outbox/forwarder.js';
 import { MqttPublisher, publishFailure } from '../../../edge/outbox/mqtt-publish.js';
 import { Outbox } from '../../../edge/outbox/outbox.js';
-import { type Broker, Receiver, reading, startBroker, tempDir, until } from './support.js';
+import { startBroker, type TestBroker } from '../../support/broker.js';
+import { until } from '../../support/until.js';
+import { Receiver, reading, tempDir } from './support.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function serve(receiver: Receiver, port?: number, options = {}): Promise<Broker> {
-  const broker = await startBroker(receiver, port, options);
+async function serve(
+  receiver: Receiver,
+  port?: number,
+  options: AedesOptions = {},
+): Promise<TestBroker> {
+  const broker = await startBroker({
+    ...(port !== undefined && { port }),
+    aedes: options,
+    onPublish: (topic, payload) => receiver.take(topic, payload),
+  });
   cleanups.push(() => broker.close());
   return broker;
 }

@@ -1,13 +1,11 @@
 /**
  * What the outbox tests and the outbox benchmark share: temporary stores, meter readings that
- * carry their seq, an in-process aedes broker, and a receiver that dedupes the way the gateway
- * does, by (prosumer, meter, seq).
+ * carry their seq, and a receiver that dedupes the way the gateway does, by (prosumer, meter, seq).
+ * The broker is test/support/broker.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Aedes, type AedesOptions } from 'aedes';
 import type { Logger } from '../../../core/logger.js';
 import { decodeMessage, encodePayload, topic } from '../../../core/messages/topics.js';
 
@@ -65,57 +63,6 @@ export class Receiver {
     this.highest.set(key, seq);
     const payload = typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8');
     this.kept.push({ topic: concreteTopic, payload, seq });
-  }
-}
-
-/** Whatever takes the messages the broker receives: a Receiver, or a counter. */
-export interface Sink {
-  take(concreteTopic: string, raw: string | Uint8Array): void;
-}
-
-export interface Broker {
-  readonly url: string;
-  readonly port: number;
-  close(): Promise<void>;
-}
-
-/**
- * aedes on loopback, handing every client's publish to `sink` the way the gateway, which
- * embeds aedes, sees it. aedes emits `publish` before it sends the PUBACK.
- */
-export async function startBroker(
-  sink: Sink,
-  port = 0,
-  options: AedesOptions = {},
-): Promise<Broker> {
-  const broker = await Aedes.createBroker(options);
-  broker.on('publish', (packet, client) => {
-    if (client) sink.take(packet.topic, packet.payload);
-  });
-  const server: Server = createServer(broker.handle);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return {
-    url: `mqtt://127.0.0.1:${address.port}`,
-    port: address.port,
-    // broker.close() drops every client connection; server.close() only stops accepting.
-    close: async () => {
-      await new Promise<void>((resolve) => broker.close(() => resolve()));
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
-/** Polls until `condition` holds; fails after `timeoutMs` with `what`. */
-export async function until(what: string, condition: () => boolean, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
