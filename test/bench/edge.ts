@@ -20,6 +20,7 @@ import { textTable } from '../../core/text-table.js';
 import { milli } from '../../core/units.js';
 import { EdgeAgent } from '../../edge/agent/agent.js';
 import { parseConfig } from '../../edge/config/load.js';
+import { describeLink } from '../../edge/meters/modbus-client.js';
 import { loadProfile } from '../../edge/meters/profiles.js';
 import { Negotiator } from '../../edge/negotiation/negotiator.js';
 import { startMeterServer } from '../../simulators/meters/meter-server.js';
@@ -107,8 +108,9 @@ async function negotiationRows(): Promise<string[][]> {
 async function agentRows(): Promise<string[][]> {
   const soakSeconds = Number(process.env.EIP_BENCH_SOAK_S ?? 60);
   const broker = await startBroker();
+  const profiles = ['eastron-sdm630', 'eastron-sdm120', 'carlo-gavazzi-em24', 'suto-s430'];
   const servers = await Promise.all(
-    ['eastron-sdm630', 'eastron-sdm120', 'carlo-gavazzi-em24', 'suto-s430'].map((name) =>
+    profiles.map((name) =>
       startMeterServer({
         profile: loadProfile(name),
         link: { kind: 'tcp', host: '127.0.0.1', port: 0 },
@@ -117,18 +119,11 @@ async function agentRows(): Promise<string[][]> {
     ),
   );
   const dir = mkdtempSync(join(tmpdir(), 'eip-bench-edge-'));
-  const meters = servers
-    .map((s, i) => {
-      const port = s.link.kind === 'tcp' ? s.link.port : 0;
-      const profile = ['eastron-sdm630', 'eastron-sdm120', 'carlo-gavazzi-em24', 'suto-s430'][i];
-      return `  m${i}: { type: modbus, bus: b${i}, unit: 1, profile: ${profile} } # port ${port}`;
-    })
+  const meters = profiles
+    .map((profile, i) => `  m${i}: { type: modbus, bus: b${i}, unit: 1, profile: ${profile} }`)
     .join('\n');
   const buses = servers
-    .map(
-      (s, i) =>
-        `  b${i}: { type: tcp, address: "127.0.0.1:${s.link.kind === 'tcp' ? s.link.port : 0}" }`,
-    )
+    .map(({ link }, i) => `  b${i}: { type: tcp, address: "${describeLink(link)}" }`)
     .join('\n');
   const config = parseConfig(
     `prosumer: bench
