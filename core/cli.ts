@@ -83,3 +83,32 @@ export function commandOutput(io: Io) {
     outputError: () => undefined,
   };
 }
+
+export interface StopSignal {
+  /** Resolves with the first SIGINT or SIGTERM. */
+  readonly stopped: Promise<NodeJS.Signals>;
+  /** Stops listening (when the tool ends for another reason, such as a failed start). */
+  dispose(): void;
+}
+
+/**
+ * Listens for SIGINT and SIGTERM. Call it before starting anything: a stop that arrives while a
+ * tool is still starting then ends it cleanly once started, instead of Node's default of dying
+ * with the signal (systemd and test harnesses stop a service at any moment).
+ */
+export function listenForStop(): StopSignal {
+  let stop: (signal: NodeJS.Signals) => void = () => undefined;
+  const stopped = new Promise<NodeJS.Signals>((resolve) => {
+    stop = (signal) => {
+      dispose();
+      resolve(signal);
+    };
+  });
+  const dispose = () => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  return { stopped, dispose };
+}

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import type { Io } from '../../core/cli.js';
+import { type Io, listenForStop } from '../../core/cli.js';
 import { createLogger } from '../../core/logger.js';
 import { EdgeAgent } from '../agent/agent.js';
 import { loadConfig } from '../config/load.js';
@@ -63,15 +63,15 @@ export async function runAgent(file: string, io: Io, env = process.env): Promise
       return client;
     },
   });
-  await agent.start();
+  const stop = listenForStop();
+  try {
+    await agent.start();
+  } catch (error) {
+    stop.dispose();
+    await agent.stop();
+    throw error;
+  }
   logger.info({ prosumer: config.prosumer, config: file }, 'edge agent started');
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'stopping');
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  logger.info({ signal: await stop.stopped }, 'stopping');
   await agent.stop();
 }

@@ -3,7 +3,7 @@
  * stopped, for trying an edge agent's P1 port without a meter (one end of a socat pair).
  */
 import { type Command, Option } from 'commander';
-import type { Io } from '../../core/cli.js';
+import { type Io, listenForStop } from '../../core/cli.js';
 import { EipError } from '../../core/errors.js';
 import { fromMilli, parseMilli } from '../../core/units.js';
 import { P1_FAULTS, type P1SimFault, startP1Sim } from '../meters/p1-sim.js';
@@ -62,6 +62,7 @@ export function addP1Command(root: Command, io: Io): void {
       const powerW = fromMilli(parsePositive(flags.power, '--power'));
       const gasFlowM3PerH = fromMilli(parsePositive(flags.gasFlow, '--gas-flow'));
       const faultRate = parseShare(flags.faultRate, '--fault-rate');
+      const stop = listenForStop();
       const sim = await startP1Sim({
         path: flags.device,
         baudRate: Number(flags.baud),
@@ -70,6 +71,7 @@ export function addP1Command(root: Command, io: Io): void {
         gasFlowM3PerH,
         ...(flags.fault && { faults: flags.fault, faultRate }),
       }).catch((error: unknown) => {
+        stop.dispose();
         throw new EipError(
           'IO_ERROR',
           `cannot write P1 telegrams on ${flags.device}: ${(error as Error).message}`,
@@ -80,10 +82,7 @@ export function addP1Command(root: Command, io: Io): void {
       io.stderr.write(
         `eip-sim: DSMR 5 P1 meter on ${flags.device} at ${flags.baud} baud, a telegram every ${intervalS} s, ${powerW} W, gas ${gasFlowM3PerH} m3/h${faults} (Ctrl-C stops)\n`,
       );
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      await stop.stopped;
       await sim.close();
     });
 }

@@ -4,7 +4,7 @@
  * else). Set EIP_DEBUG=1 to see stack traces.
  */
 import { Command, Option } from 'commander';
-import { commandOutput, type Io, reportFailure } from '../../core/cli.js';
+import { commandOutput, type Io, listenForStop, reportFailure } from '../../core/cli.js';
 import { EipError } from '../../core/errors.js';
 import { ROLES } from '../../core/negotiation/issues.js';
 import { MAX_ROUNDS_LIMIT } from '../../core/negotiation/protocol.js';
@@ -171,20 +171,22 @@ function program(io: Io): Command {
           `--fault-rate: "${flags.faultRate}" is not a share from 0 to 1`,
         );
       }
-      const server = await startMeterServer({
+      const options = {
         profile: loadProfile(flags.profile),
         link,
         units: parseUnits(flags.units),
         ...(flags.fault && { faults: flags.fault, faultRate }),
         ...(flags.curve !== undefined && { curve: parseCurve(flags.curve, '--curve') }),
+      };
+      const stop = listenForStop();
+      const server = await startMeterServer(options).catch((error: unknown) => {
+        stop.dispose();
+        throw error;
       });
       io.stderr.write(
         `eip-sim: ${flags.profile} units ${server.units.join(',')} on ${describeLink(server.link)} (Ctrl-C stops)\n`,
       );
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      await stop.stopped;
       await server.close();
     });
   addP1Command(root, io);
