@@ -10,15 +10,16 @@
  */
 import {
   AbiCoder,
+  concat,
   getAddress,
   keccak256,
   TypedDataEncoder,
   type TypedDataField,
-  verifyTypedData,
   ZeroHash,
 } from 'ethers';
 import { EipError } from '../errors.js';
 import { type Milli, quantityBaseUnits, unitPriceBaseUnits } from '../units.js';
+import { recoverDigestAddress } from './ecdsa.js';
 
 export const EIP712_NAME = 'EIP Utility Market';
 export const EIP712_VERSION = '1';
@@ -143,13 +144,41 @@ function types(kind: SignedKind): Types {
   return SIGNED[kind] as unknown as Types;
 }
 
+/*
+ * Hashing is on the hot path of a negotiation (every offer is hashed by both sides), and building
+ * an ethers TypedDataEncoder parses the type list each time: the encoders and the domain separators
+ * are made once, and each side hashes an offer once (see `digestOf`).
+ */
+const encoders = new Map<SignedKind, TypedDataEncoder>();
+function encoder(kind: SignedKind): TypedDataEncoder {
+  let found = encoders.get(kind);
+  if (!found) {
+    found = TypedDataEncoder.from(types(kind));
+    encoders.set(kind, found);
+  }
+  return found;
+}
+
+/** Keyed by every domain field; a process talks to a handful of markets, so this stays small. */
+const separators = new Map<string, string>();
+function domainSeparator(domain: MarketDomain): string {
+  const key = `${domain.name}\n${domain.version}\n${domain.chainId}\n${domain.verifyingContract}`;
+  let found = separators.get(key);
+  if (!found) {
+    found = TypedDataEncoder.hashDomain(domain);
+    separators.set(key, found);
+  }
+  return found;
+}
+
 /** The struct hash (EIP-712 hashStruct): an offer's link in the transcript, an agreement's id. */
 export function structHash<K extends SignedKind>(kind: K, value: SignedValue[K]): string {
-  return TypedDataEncoder.hashStruct(
-    kind,
-    types(kind),
-    value as unknown as Record<string, unknown>,
-  );
+  return encoder(kind).hashStruct(kind, value as unknown as Record<string, unknown>);
+}
+
+/** The digest over an already computed struct hash: keccak256("\x19\x01" || separator || hash). */
+export function digestOf(domain: MarketDomain, hash: string): string {
+  return keccak256(concat(['0x1901', domainSeparator(domain), hash]));
 }
 
 /** The digest a signer signs: keccak256("\x19\x01" || domainSeparator || hashStruct). */
@@ -158,7 +187,7 @@ export function typedDataDigest<K extends SignedKind>(
   kind: K,
   value: SignedValue[K],
 ): string {
-  return TypedDataEncoder.hash(domain, types(kind), value as unknown as Record<string, unknown>);
+  return digestOf(domain, structHash(kind, value));
 }
 
 /** Arguments for ethers' `signer.signTypedData(domain, types, value)`. */
@@ -171,9 +200,8 @@ export function typedData<K extends SignedKind>(
 }
 
 /**
- * Recovers the signer of a typed value. Malleable signatures (s in the upper half of the curve
- * order, EIP-2) are refused, as the contracts refuse them, so one signed message has exactly one
- * valid encoding and a replay cannot hide behind a second form.
+ * Recovers the signer of a typed value. Malformed and malleable signatures are refused as the
+ * contracts refuse them (see ecdsa.ts).
  */
 export function recoverSigner<K extends SignedKind>(
   domain: MarketDomain,
@@ -181,18 +209,23 @@ export function recoverSigner<K extends SignedKind>(
   value: SignedValue[K],
   signature: string,
 ): string {
-  try {
-    // verifyTypedData parses with Signature.from, which throws on a high s.
-    return verifyTypedData(
-      domain,
-      types(kind),
-      value as unknown as Record<string, unknown>,
-      signature,
+  return recoverDigestAddress(kind, typedDataDigest(domain, kind, value), signature);
+}
+
+/** Throws INVALID_SIGNATURE unless `signature` over `digest` recovers to `expected`. */
+export function assertDigestSignedBy(
+  kind: SignedKind,
+  digest: string,
+  signature: string,
+  expected: string,
+): void {
+  const signer = recoverDigestAddress(kind, digest, signature);
+  if (signer !== getAddress(expected)) {
+    throw new EipError(
+      'INVALID_SIGNATURE',
+      `${kind} is signed by ${signer}, expected ${getAddress(expected)}`,
+      { details: { kind, signer, expected } },
     );
-  } catch (error) {
-    throw new EipError('INVALID_SIGNATURE', `${kind} signature is malformed or non-canonical`, {
-      cause: error,
-    });
   }
 }
 
@@ -204,16 +237,7 @@ export function assertSignedBy<K extends SignedKind>(
   signature: string,
   expected: string,
 ): void {
-  const signer = recoverSigner(domain, kind, value, signature);
-  if (signer !== getAddress(expected)) {
-    throw new EipError(
-      'INVALID_SIGNATURE',
-      `${kind} is signed by ${signer}, expected ${getAddress(expected)}`,
-      {
-        details: { kind, signer, expected },
-      },
-    );
-  }
+  assertDigestSignedBy(kind, typedDataDigest(domain, kind, value), signature, expected);
 }
 
 export interface OfferTerms {

@@ -153,6 +153,17 @@ export const TOPICS = {
     qos: 1,
     bind: {},
   },
+  countersigned: {
+    pattern: `${TOPIC_ROOT}/negotiations/{to}/{from}/countersigned`,
+    schema: s.signedAgreement,
+    summary:
+      'The agreement with both signatures, back to the party that proposed it: it now knows the negotiation closed, not just that it proposed.',
+    publishers: ['edge'],
+    subscribers: ['edge'],
+    retained: false,
+    qos: 1,
+    bind: {},
+  },
   breakOff: {
     pattern: `${TOPIC_ROOT}/negotiations/{to}/{from}/break-off`,
     schema: s.breakOff,

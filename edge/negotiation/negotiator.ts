@@ -6,7 +6,9 @@
  *  3. The requester picks one (the closest quantity, then the first), confirms it by sending its
  *     own will back, and tells the rest it withdrew. The seller then opens.
  *  4. Offers, the proposed agreement and break-offs travel on the pair's topics, checked by a
- *     NegotiationSession; the side that countersigns hands the agreement on for the gateway.
+ *     NegotiationSession; the side that countersigns hands the agreement on for the gateway and
+ *     returns it to the proposer, which waits a round timeout for it (or for a refusal) before it
+ *     settles for `proposed`.
  *
  * Every incoming message is decoded with the core catalogue; one that is malformed, addressed to
  * an unknown negotiation, or sent by someone other than the counterpart is counted and logged,
@@ -15,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { EipError, isEipError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import type { DigestSigner } from '../../core/messages/ecdsa.js';
 import { type MarketDomain, negotiationId } from '../../core/messages/eip712.js';
 import {
   createPublisher,
@@ -27,12 +30,7 @@ import { opponentOf, type Role } from '../../core/negotiation/issues.js';
 import type { AgentSpec } from '../../core/negotiation/protocol.js';
 import type { Milli } from '../../core/units.js';
 import { getUtility, type UtilityId } from '../../core/utilities.js';
-import {
-  NegotiationSession,
-  type SessionResult,
-  type SessionStep,
-  type TypedDataSigner,
-} from './session.js';
+import { NegotiationSession, type SessionResult, type SessionStep } from './session.js';
 
 /** The part of an MQTT.js client this needs. */
 export interface NegotiationClient {
@@ -63,7 +61,7 @@ export type Responder = (
 
 export interface NegotiatorOptions {
   readonly prosumer: string;
-  readonly signer: TypedDataSigner;
+  readonly signer: DigestSigner;
   readonly client: NegotiationClient;
   /** The EIP-712 domain of each utility's market contract. */
   readonly markets: Readonly<Partial<Record<UtilityId, MarketDomain>>>;
@@ -154,6 +152,7 @@ export class Negotiator {
       subscription('offer', { to: me }),
       subscription('agreementProposal', { to: me }),
       subscription('breakOff', { to: me }),
+      subscription('countersigned', { to: me }),
     ];
     this.options.client.on('message', this.listener);
     await new Promise<void>((resolve, reject) =>
@@ -262,8 +261,11 @@ export class Negotiator {
     this.closed = true;
     this.options.client.removeListener('message', this.listener);
     for (const active of [...this.active.values()]) {
-      await this.run(active, (session) => Promise.resolve(session.withdraw()));
-      this.end(active, { kind: 'no-agreement', reason: 'withdrawn', by: 'self' });
+      await this.run(active, (session) => session.withdraw());
+      this.end(
+        active,
+        active.session?.result ?? { kind: 'no-agreement', reason: 'withdrawn', by: 'self' },
+      );
     }
   }
 
@@ -315,11 +317,17 @@ export class Negotiator {
   private arm(active: Active): void {
     clearTimeout(active.timer);
     active.timer = setTimeout(() => {
+      const result = active.session?.result;
+      // Neither countersigned nor refused in time: the proposal stands, the gateway will tell.
+      if (result?.kind === 'proposed') {
+        this.end(active, result);
+        return;
+      }
       if (!active.session) {
         this.end(active, { kind: 'no-agreement', reason: 'timeout', by: 'self' });
         return;
       }
-      void this.run(active, (session) => Promise.resolve(session.timeout()));
+      void this.run(active, (session) => session.timeout());
     }, this.roundTimeoutMs).unref();
   }
 
@@ -340,6 +348,9 @@ export class Negotiator {
     } else if (decoded.name === 'agreementProposal') {
       const proposal = decoded.payload;
       this.dispatch(proposal.agreement.negotiationId, from, topic, (s) => s.onProposal(proposal));
+    } else if (decoded.name === 'countersigned') {
+      const signed = decoded.payload;
+      this.dispatch(signed.agreement.negotiationId, from, topic, (s) => s.onCountersigned(signed));
     } else if (decoded.name === 'breakOff') this.onBreakOff(decoded.payload, from, topic);
   }
 
@@ -350,9 +361,7 @@ export class Negotiator {
       this.end(active, { kind: 'no-agreement', reason: message.reason, by: 'counterpart' });
       return;
     }
-    this.dispatch(message.negotiation_id, from, topic, (s) =>
-      Promise.resolve(s.onBreakOff(message)),
-    );
+    this.dispatch(message.negotiation_id, from, topic, (s) => s.onBreakOff(message));
   }
 
   private considerRequest(request: Payload<'negotiationRequest'>): void {
@@ -418,7 +427,7 @@ export class Negotiator {
     id: string,
     from: string | undefined,
     topic: string,
-    handle: (session: NegotiationSession) => Promise<SessionStep>,
+    handle: (session: NegotiationSession) => SessionStep,
   ): void {
     const active = this.active.get(id);
     // The requester's first offer may overtake its confirmation: it confirms just the same.
@@ -439,13 +448,13 @@ export class Negotiator {
 
   private async run(
     active: Active,
-    handle: (session: NegotiationSession) => Promise<SessionStep>,
+    handle: (session: NegotiationSession) => SessionStep,
   ): Promise<void> {
     const session = active.session;
     if (!session) return;
     let step: SessionStep;
     try {
-      step = await handle(session);
+      step = handle(session);
     } catch (error) {
       // Signing failed or a bug: end the negotiation rather than leave the peer hanging.
       this.options.logger.error({ err: error, negotiation: active.id }, 'negotiation step failed');
@@ -455,6 +464,7 @@ export class Negotiator {
     for (const out of step.send) {
       if (out.kind === 'offer') this.publish('offer', params, out.payload);
       else if (out.kind === 'proposal') this.publish('agreementProposal', params, out.payload);
+      else if (out.kind === 'countersigned') this.publish('countersigned', params, out.payload);
       else
         this.publish('breakOff', params, {
           negotiation_id: active.id,
@@ -463,10 +473,13 @@ export class Negotiator {
           round: out.round,
         });
     }
+    if (step.refused) this.invalid(step.refused, active.id);
     const result = step.result;
-    if (!result) return;
+    // A proposal waits for the countersignature or a refusal, on the counterpart's clock.
+    if (!result || result.kind === 'proposed') return;
     if (result.kind === 'no-agreement' && result.error) this.invalid(result.error, active.id);
-    if (result.kind === 'agreed') {
+    // The countersigner hands the agreement on; the proposer's copy is for its own record.
+    if (result.kind === 'agreed' && result.countersignedBy === 'self') {
       try {
         await this.options.onAgreement(result.signed);
       } catch (error) {

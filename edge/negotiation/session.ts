@@ -7,8 +7,10 @@
  * buyer answers each at the same round. Every move is an EIP-712 signed offer whose `previous`
  * names the offer before it, so the last one's hash commits to the whole transcript. The move that
  * settles the last open issue is the acceptance: its proposer signs the agreement and sends both
- * in one message; the other side checks the terms against the transcript, countersigns, and hands
- * the agreement on for the gateway.
+ * in one message; the other side checks the terms against the transcript, countersigns, hands
+ * the agreement on for the gateway and returns it to the proposer. The proposer's end stays
+ * `proposed` until then: the counterpart may still refuse (its own deadline may have passed as the
+ * proposal crossed it, which the engine, seeing both deadlines, would have broken off on).
  *
  * A received offer settles an issue where its value equals what this agent last offered: an agent
  * that counters with the opponent's own value would have accepted it under the engine's rule, so
@@ -20,17 +22,17 @@
  * against the engine move for move.
  */
 import { randomBytes } from 'node:crypto';
-import { getAddress, type TypedDataField, ZeroHash } from 'ethers';
+import { getAddress, ZeroHash } from 'ethers';
 import { EipError, isEipError } from '../../core/errors.js';
+import { type DigestSigner, signDigest } from '../../core/messages/ecdsa.js';
 import {
   type Agreement,
-  assertSignedBy,
+  assertDigestSignedBy,
+  digestOf,
   type MarketDomain,
   offerStruct,
   type SignedKind,
-  type SignedValue,
   structHash,
-  typedData,
 } from '../../core/messages/eip712.js';
 import type { Payload } from '../../core/messages/topics.js';
 import { ISSUES, type Issue, opponentOf, type Role } from '../../core/negotiation/issues.js';
@@ -50,16 +52,6 @@ import {
   unitPriceBaseUnits,
 } from '../../core/units.js';
 import type { Utility } from '../../core/utilities.js';
-
-/** What signs for this agent; an ethers Wallet fits. */
-export interface TypedDataSigner {
-  readonly address: string;
-  signTypedData(
-    domain: MarketDomain,
-    types: Record<string, TypedDataField[]>,
-    value: Record<string, unknown>,
-  ): Promise<string>;
-}
 
 export interface SessionSetup {
   readonly negotiationId: string;
@@ -82,13 +74,26 @@ export type BreakOffReason = Payload<'breakOff'>['reason'];
 export type Outgoing =
   | { readonly kind: 'offer'; readonly payload: Payload<'offer'> }
   | { readonly kind: 'proposal'; readonly payload: Payload<'agreementProposal'> }
+  | { readonly kind: 'countersigned'; readonly payload: Payload<'agreement'> }
   | { readonly kind: 'break-off'; readonly reason: BreakOffReason; readonly round: number };
 
 export type SessionResult =
-  /** This agent accepted and signed; the counterpart countersigns and publishes. */
-  | { readonly kind: 'proposed'; readonly agreement: Agreement }
-  /** This agent countersigned: the agreement goes to the gateway. */
-  | { readonly kind: 'agreed'; readonly signed: Payload<'agreement'> }
+  /**
+   * This agent accepted and signed; the counterpart countersigns and publishes. Not final: the
+   * counterpart's countersignature turns it into `agreed`, its break-off into `no-agreement`.
+   */
+  | {
+      readonly kind: 'proposed';
+      readonly agreement: Agreement;
+      readonly hash: string;
+      readonly signature: string;
+    }
+  /** Both signed: the countersigner hands it to the gateway and returns it to the proposer. */
+  | {
+      readonly kind: 'agreed';
+      readonly signed: Payload<'agreement'>;
+      readonly countersignedBy: 'self' | 'counterpart';
+    }
   | {
       readonly kind: 'no-agreement';
       readonly reason: BreakOffReason;
@@ -100,6 +105,8 @@ export type SessionResult =
 export interface SessionStep {
   readonly send: readonly Outgoing[];
   readonly result?: SessionResult;
+  /** A message refused without ending the negotiation, to be counted. */
+  readonly refused?: EipError;
 }
 
 const NOTHING: SessionStep = { send: [] };
@@ -122,7 +129,7 @@ export class NegotiationSession {
 
   constructor(
     private readonly setup: SessionSetup,
-    private readonly signer: TypedDataSigner,
+    private readonly signer: DigestSigner,
   ) {
     this.me = makeParty(setup.role, setup.spec, {
       price: setup.utility.price_tick,
@@ -149,21 +156,51 @@ export class NegotiationSession {
   }
 
   /** The seller's opening offer; the buyer waits for it. */
-  async start(): Promise<SessionStep> {
+  start(): SessionStep {
     if (this.setup.role !== 'seller' || this.myRound >= 0) return NOTHING;
     return this.moveAt(0, null);
   }
 
-  async onOffer(message: Payload<'offer'>): Promise<SessionStep> {
+  onOffer(message: Payload<'offer'>): SessionStep {
     return this.receive(message, null);
   }
 
-  async onProposal(message: Payload<'agreementProposal'>): Promise<SessionStep> {
+  onProposal(message: Payload<'agreementProposal'>): SessionStep {
     return this.receive(message.acceptance, message);
   }
 
+  /** The counterpart's countersignature on what this agent proposed. */
+  onCountersigned(message: Payload<'agreement'>): SessionStep {
+    const proposed = this.ended;
+    const refuse = (problem: string): SessionStep => ({
+      send: [],
+      refused: new EipError('INVALID_MESSAGE', `countersigned agreement ${problem}`),
+    });
+    if (proposed?.kind !== 'proposed') return refuse('for an agreement this agent did not propose');
+    if (message.utility !== this.setup.utility.id) return refuse(`names ${message.utility}`);
+    let hash: string;
+    try {
+      hash = structHash('Agreement', message.agreement);
+    } catch (error) {
+      return { send: [], refused: new EipError('INVALID_MESSAGE', (error as Error).message) };
+    }
+    if (hash !== proposed.hash) return refuse('differs from the one proposed');
+    const [own, theirs] =
+      this.setup.role === 'seller'
+        ? [message.seller_signature, message.buyer_signature]
+        : [message.buyer_signature, message.seller_signature];
+    if (own !== proposed.signature) return refuse('carries another signature of this agent');
+    try {
+      this.verify('Agreement', hash, theirs);
+    } catch (error) {
+      return { send: [], refused: error as EipError };
+    }
+    return this.finish({ kind: 'agreed', signed: message, countersignedBy: 'counterpart' });
+  }
+
   onBreakOff(message: Payload<'breakOff'>): SessionStep {
-    if (this.ended) return NOTHING;
+    // After proposing, a break-off is the counterpart refusing to countersign.
+    if (this.ended && this.ended.kind !== 'proposed') return NOTHING;
     return this.finish({ kind: 'no-agreement', reason: message.reason, by: 'counterpart' });
   }
 
@@ -179,15 +216,16 @@ export class NegotiationSession {
     return this.breakOff('withdrawn', this.myRound);
   }
 
-  private async receive(
+  private receive(
     message: Payload<'offer'>,
     proposal: Payload<'agreementProposal'> | null,
-  ): Promise<SessionStep> {
+  ): SessionStep {
     if (this.ended) return NOTHING;
     const round = this.setup.role === 'seller' ? this.myRound : this.myRound + 1;
     let theirs: Bundle;
+    let hash: string;
     try {
-      theirs = this.checkOffer(message, round);
+      ({ theirs, hash } = this.checkOffer(message, round));
     } catch (error) {
       return this.refuse(error, round);
     }
@@ -204,7 +242,7 @@ export class NegotiationSession {
       }
     }
     this.transcript.push(message);
-    this.head = structHash('Offer', message.offer);
+    this.head = hash;
     const acceptance = ISSUES.every((issue) => this.settled[issue] !== undefined);
     if (acceptance !== (proposal !== null)) {
       const problem = acceptance
@@ -216,8 +254,8 @@ export class NegotiationSession {
     return this.moveAt(this.setup.role === 'seller' ? round + 1 : round, theirs);
   }
 
-  /** Checks a received offer and returns its terms in exact thousandths. */
-  private checkOffer(message: Payload<'offer'>, round: number): Bundle {
+  /** Checks a received offer; returns its terms in exact thousandths and its struct hash. */
+  private checkOffer(message: Payload<'offer'>, round: number): { theirs: Bundle; hash: string } {
     const offer = message.offer;
     const fail = (problem: string): never => {
       throw new EipError('INVALID_MESSAGE', `offer at round ${offer.round}: ${problem}`);
@@ -229,7 +267,8 @@ export class NegotiationSession {
     if (getAddress(offer.proposer) !== this.counterpart) fail('is not proposed by the counterpart');
     if (offer.round !== round) fail(`expected round ${round}`);
     if (offer.previous !== this.head) fail('does not follow the previous offer');
-    this.verify('Offer', offer, message.signature);
+    const hash = structHash('Offer', offer);
+    this.verify('Offer', hash, message.signature);
     const theirs: Bundle = {
       price: priceFromBaseUnits(offer.unitPrice),
       quantity: quantityFromBaseUnits(offer.quantity),
@@ -238,11 +277,11 @@ export class NegotiationSession {
       const done = this.settled[issue];
       if (done !== undefined && theirs[issue] !== done.value) fail(`reopens the settled ${issue}`);
     }
-    return theirs;
+    return { theirs, hash };
   }
 
-  private verify<K extends SignedKind>(kind: K, value: SignedValue[K], signature: string): void {
-    assertSignedBy(this.setup.domain, kind, value, signature, this.counterpart);
+  private verify(kind: SignedKind, hash: string, signature: string): void {
+    assertDigestSignedBy(kind, digestOf(this.setup.domain, hash), signature, this.counterpart);
   }
 
   private stopReason(round: number): BreakOffReason | null {
@@ -251,7 +290,7 @@ export class NegotiationSession {
     return null;
   }
 
-  private async moveAt(round: number, theirs: Bundle | null): Promise<SessionStep> {
+  private moveAt(round: number, theirs: Bundle | null): SessionStep {
     const stop = this.stopReason(round);
     if (stop) return this.breakOff(stop, round);
     const step = move(this.me, round, theirs, this.settled);
@@ -267,13 +306,14 @@ export class NegotiationSession {
       price: step.bundle.price,
       previous: this.head,
     });
+    const hash = structHash('Offer', offer);
     const signed: Payload<'offer'> = {
       utility: this.setup.utility.id,
       offer,
-      signature: await this.sign('Offer', offer),
+      signature: this.sign(hash),
     };
     this.transcript.push(signed);
-    this.head = structHash('Offer', offer);
+    this.head = hash;
     if (!step.finished) return { send: [{ kind: 'offer', payload: signed }] };
 
     const now = this.nowS();
@@ -292,20 +332,23 @@ export class NegotiationSession {
       buyerNonce: randomNonce(),
       buyerDeadline: deadline,
     };
+    const agreementHash = structHash('Agreement', agreement);
     const proposal: Payload<'agreementProposal'> = {
       utility: this.setup.utility.id,
       agreement,
-      signature: await this.sign('Agreement', agreement),
+      signature: this.sign(agreementHash),
       acceptance: signed,
     };
-    this.ended = { kind: 'proposed', agreement };
+    this.ended = {
+      kind: 'proposed',
+      agreement,
+      hash: agreementHash,
+      signature: proposal.signature,
+    };
     return { send: [{ kind: 'proposal', payload: proposal }], result: this.ended };
   }
 
-  private async countersign(
-    proposal: Payload<'agreementProposal'>,
-    round: number,
-  ): Promise<SessionStep> {
+  private countersign(proposal: Payload<'agreementProposal'>, round: number): SessionStep {
     const agreement = proposal.agreement;
     const accepted = proposal.acceptance.offer;
     const mine = this.setup.role === 'seller' ? agreement.sellerDeadline : agreement.buyerDeadline;
@@ -324,29 +367,29 @@ export class NegotiationSession {
       (mine < BigInt(now) || mine > BigInt(now + this.setup.agreementTtlS + DEADLINE_SLACK_S)) &&
         `our signature deadline ${mine} is outside now..now+${this.setup.agreementTtlS} s`,
     ].filter((p): p is string => typeof p === 'string');
+    let agreementHash: string;
     try {
       if (problems.length) throw new EipError('INVALID_MESSAGE', problems.join('; '));
-      this.verify('Agreement', agreement, proposal.signature);
+      agreementHash = structHash('Agreement', agreement);
+      this.verify('Agreement', agreementHash, proposal.signature);
     } catch (error) {
       return this.refuse(error, round);
     }
-    const own = await this.sign('Agreement', agreement);
+    const own = this.sign(agreementHash);
     const fromSeller = this.setup.role === 'buyer';
-    return this.finish({
-      kind: 'agreed',
-      signed: {
-        utility: this.setup.utility.id,
-        agreement,
-        seller_signature: fromSeller ? proposal.signature : own,
-        buyer_signature: fromSeller ? own : proposal.signature,
-        transcript: [...this.transcript],
-      },
-    });
+    const signed: Payload<'agreement'> = {
+      utility: this.setup.utility.id,
+      agreement,
+      seller_signature: fromSeller ? proposal.signature : own,
+      buyer_signature: fromSeller ? own : proposal.signature,
+      transcript: [...this.transcript],
+    };
+    this.ended = { kind: 'agreed', signed, countersignedBy: 'self' };
+    return { send: [{ kind: 'countersigned', payload: signed }], result: this.ended };
   }
 
-  private async sign<K extends SignedKind>(kind: K, value: SignedValue[K]): Promise<string> {
-    const data = typedData(this.setup.domain, kind, value);
-    return this.signer.signTypedData(data.domain, data.types, data.value);
+  private sign(hash: string): string {
+    return signDigest(this.signer, digestOf(this.setup.domain, hash));
   }
 
   private refuse(error: unknown, round: number): SessionStep {

@@ -1,7 +1,8 @@
 /**
- * `npm run bench`: negotiation throughput of the core engine in one process (one core), then the
- * gas each market operation costs on a real anvil chain (see gas.ts), then Modbus RTU polling
- * against the bus's own ceiling (see rtu.ts), then the edge agent (see edge.ts).
+ * `npm run bench [-- SECTION...]`: negotiation throughput of the core engine in one process (one
+ * core), then the gas each market operation costs on a real anvil chain (see gas.ts), then Modbus
+ * RTU polling against the bus's own ceiling (see rtu.ts), the edge's outbox and the edge agent
+ * (see outbox.ts and edge.ts). Naming sections (engine, gas, rtu, outbox, edge) runs only those.
  *
  * A round is one time step in which both agents move (two offers, or an offer and the
  * acceptance). Each benchmark runs for about a second per sample, five samples, and reports the
@@ -68,53 +69,74 @@ const longRounds = (() => {
   return outcome.round;
 })();
 
-const p = psi({ ip: 80, rp: 20, dl: 20, cr: 2 });
-let step = 0;
-
-const results = [
-  measure('case study (section 5), whole negotiation', 'rounds', caseRounds, () =>
-    negotiate(CASE_STUDY),
-  ),
-  measure(`two issues, ${longRounds} rounds to the deadline`, 'rounds', longRounds, () =>
-    negotiate(longSetup),
-  ),
-  measure('sigma (Eq. 1) alone, for scale', 'calls', 1, () => sigma(p, step++ % 25)),
-];
-
-const rows = results.map((r) => {
-  const perSecond = r.runsPerSecond.map((x) => x * r.unitsPerRun);
-  const mid = median(perSecond);
-  return [
-    r.name,
-    `${fmt(mid)} ${r.unit}/s`,
-    `${fmt(Math.min(...perSecond))}..${fmt(Math.max(...perSecond))}`,
-    r.unit === 'rounds' ? `${(mid / GOAL_ROUNDS_PER_SECOND).toFixed(0)}x goal` : '',
-    r.unit === 'rounds' ? `${(1e6 / median(r.runsPerSecond)).toFixed(1)} us/negotiation` : '',
+function engineTable(): string {
+  const p = psi({ ip: 80, rp: 20, dl: 20, cr: 2 });
+  let step = 0;
+  const results = [
+    measure('case study (section 5), whole negotiation', 'rounds', caseRounds, () =>
+      negotiate(CASE_STUDY),
+    ),
+    measure(`two issues, ${longRounds} rounds to the deadline`, 'rounds', longRounds, () =>
+      negotiate(longSetup),
+    ),
+    measure('sigma (Eq. 1) alone, for scale', 'calls', 1, () => sigma(p, step++ % 25)),
   ];
-});
-
-console.log(
-  `Node ${process.version} on ${process.arch}, median of ${SAMPLES} samples of ${SAMPLE_SECONDS} s\n`,
-);
-console.log(
-  textTable(['benchmark', 'median', 'range', 'vs 10,000 rounds/s', 'per run'], rows, [
+  const rows = results.map((r) => {
+    const perSecond = r.runsPerSecond.map((x) => x * r.unitsPerRun);
+    const mid = median(perSecond);
+    return [
+      r.name,
+      `${fmt(mid)} ${r.unit}/s`,
+      `${fmt(Math.min(...perSecond))}..${fmt(Math.max(...perSecond))}`,
+      r.unit === 'rounds' ? `${(mid / GOAL_ROUNDS_PER_SECOND).toFixed(0)}x goal` : '',
+      r.unit === 'rounds' ? `${(1e6 / median(r.runsPerSecond)).toFixed(1)} us/negotiation` : '',
+    ];
+  });
+  return textTable(['benchmark', 'median', 'range', 'vs 10,000 rounds/s', 'per run'], rows, [
     'left',
     'right',
     'right',
     'right',
     'right',
-  ]),
-);
+  ]);
+}
 
-console.log('\nGas per operation, biogas market on anvil (gas does not depend on load)\n');
-console.log(await gasTable());
+/** Each section by the name `npm run bench -- NAME...` picks it with; all run by default. */
+const SECTIONS: Record<string, { title: string; table: () => string | Promise<string> }> = {
+  engine: {
+    title: `Negotiation engine, median of ${SAMPLES} samples of ${SAMPLE_SECONDS} s`,
+    table: engineTable,
+  },
+  gas: {
+    title: 'Gas per operation, biogas market on anvil (gas does not depend on load)',
+    table: gasTable,
+  },
+  rtu: {
+    title: 'Modbus RTU polling over a pseudo-terminal at the timing of a 9600-baud bus',
+    table: rtuTable,
+  },
+  outbox: {
+    title: 'Durable outbox: readings persisted (synced) and replayed to a loopback broker',
+    table: outboxTable,
+  },
+  edge: {
+    title: 'Edge agent: signed negotiation over MQTT, start-up, memory (see edge.ts)',
+    table: edgeTable,
+  },
+};
 
-console.log('\nModbus RTU polling over a pseudo-terminal at the timing of a 9600-baud bus\n');
-console.log(await rtuTable());
-
-console.log('\nDurable outbox: readings persisted (synced) and replayed to a loopback broker\n');
-console.log(await outboxTable());
-
-console.log('\nEdge agent: signed negotiation over MQTT, start-up, memory (see edge.ts)\n');
-console.log(await edgeTable());
+const chosen = process.argv.slice(2);
+const unknown = chosen.filter((name) => !(name in SECTIONS));
+if (unknown.length) {
+  console.error(
+    `unknown benchmark ${unknown.join(', ')}; choose from: ${Object.keys(SECTIONS).join(', ')}`,
+  );
+  process.exit(2);
+}
+console.log(`Node ${process.version} on ${process.arch}`);
+for (const [name, section] of Object.entries(SECTIONS)) {
+  if (chosen.length && !chosen.includes(name)) continue;
+  console.log(`\n${section.title}\n`);
+  console.log(await section.table());
+}
 process.exit(0); // MQTT.js and LevelDB handles of the runs above must not hold the process

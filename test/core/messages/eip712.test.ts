@@ -1,12 +1,15 @@
 import { TypedDataEncoder, Wallet, ZeroHash } from 'ethers';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { signDigest } from '../../../core/messages/ecdsa.js';
 import {
   AGREEMENT_TYPES,
   type Agreement,
+  assertDigestSignedBy,
   assertSignedBy,
   DELIVERY_REPORT_TYPES,
   type DeliveryReport,
+  digestOf,
   marketDomain,
   negotiationId,
   OFFER_TYPES,
@@ -145,11 +148,24 @@ describe('EIP-712 types shared with the contracts', () => {
     const s = BigInt(`0x${sig.slice(66, 130)}`);
     const v = Number.parseInt(sig.slice(130), 16);
     const malleated = `0x${r}${(n - s).toString(16).padStart(64, '0')}${(v === 27 ? 28 : 27).toString(16)}`;
-    for (const bad of [malleated, '0x1234', `0x${'00'.repeat(65)}`]) {
+    // Just above n/2 but below 2^255: ethers' Signature.from lets this through, EIP-2 does not.
+    const justAboveHalf = `0x${r}${(n / 2n + 1n).toString(16).padStart(64, '0')}1b`;
+    for (const bad of [malleated, justAboveHalf, '0x1234', `0x${'00'.repeat(65)}`]) {
       expect(() => recoverSigner(domain, 'Agreement', terms, bad)).toThrow(
         expect.objectContaining({ code: 'INVALID_SIGNATURE' }),
       );
     }
+  });
+
+  it('signing the digest gives the signature signTypedData gives', async () => {
+    const terms = agreement(ZeroHash);
+    const a = typedData(domain, 'Agreement', terms);
+    const digest = digestOf(domain, structHash('Agreement', terms));
+    expect(digest).toBe(TypedDataEncoder.hash(a.domain, a.types, a.value));
+    expect(signDigest(seller, digest)).toBe(await seller.signTypedData(a.domain, a.types, a.value));
+    expect(() =>
+      assertDigestSignedBy('Agreement', digest, signDigest(buyer, digest), seller.address),
+    ).toThrow(expect.objectContaining({ code: 'INVALID_SIGNATURE' }));
   });
 
   it('the transcript hash commits to every offer in order', () => {

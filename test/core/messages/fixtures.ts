@@ -173,4 +173,8 @@ export const FIXTURES: { [N in TopicName]: Fixture<N> } = {
       transcript: [{ utility: 'biogas', offer, signature: sig }],
     },
   },
+  countersigned: {
+    params: { to: 'p0', from: 'p1' },
+    payload: { utility: 'biogas', agreement, seller_signature: sig, buyer_signature: sig },
+  },
 };

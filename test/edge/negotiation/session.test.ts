@@ -82,12 +82,14 @@ async function play(
         ? await to.onOffer(message.payload)
         : message.kind === 'proposal'
           ? await to.onProposal(message.payload)
-          : to.onBreakOff({
-              negotiation_id: id,
-              prosumer: 'x',
-              reason: message.reason,
-              round: message.round,
-            });
+          : message.kind === 'countersigned'
+            ? to.onCountersigned(message.payload)
+            : to.onBreakOff({
+                negotiation_id: id,
+                prosumer: 'x',
+                reason: message.reason,
+                round: message.round,
+              });
     enqueue(to, step);
   }
   return { seller: seller.result, buyer: buyer.result, messages };
@@ -101,12 +103,13 @@ describe('a negotiation over signed messages', () => {
     const { seller, buyer } = sessions(setup);
     const played = await play(seller, buyer);
 
-    expect(played.messages).toHaveLength(engine.transcript.length);
-    const agreed = [played.seller, played.buyer].find((r) => r?.kind === 'agreed');
-    const proposed = [played.seller, played.buyer].find((r) => r?.kind === 'proposed');
-    if (agreed?.kind !== 'agreed' || proposed?.kind !== 'proposed') throw new Error('no agreement');
-    const { agreement, seller_signature, buyer_signature, transcript } = agreed.signed;
-    expect(agreement).toEqual(proposed.agreement);
+    // The engine's moves, then the countersigned agreement back to the proposer.
+    expect(played.messages).toHaveLength(engine.transcript.length + 1);
+    expect(played.messages.at(-1)?.kind).toBe('countersigned');
+    if (played.seller?.kind !== 'agreed' || played.buyer?.kind !== 'agreed')
+      throw new Error('both sides must end agreed');
+    expect(played.seller.signed).toEqual(played.buyer.signed);
+    const { agreement, seller_signature, buyer_signature, transcript } = played.seller.signed;
     expect(agreement.quantity).toBe(quantityBaseUnits(engine.quantity));
     expect(agreement.unitPrice).toBe(unitPriceBaseUnits(engine.price));
     assertSignedBy(domain, 'Agreement', agreement, seller_signature, sellerKey.address);
@@ -172,7 +175,7 @@ describe('a negotiation over signed messages', () => {
           for (const end of ends) expect(end?.kind).toBe('no-agreement');
         }
       }),
-      { numRuns: 25 },
+      { numRuns: 150 },
     );
   });
 
@@ -251,6 +254,63 @@ describe('a negotiation over signed messages', () => {
     );
     expect(refused?.error?.message).toMatch(/terms differ from the acceptance/);
   });
+
+  it('ends without agreement when the counterpart refuses the proposal at its deadline', async () => {
+    // The seller's last move meets the buyer's price as the buyer's deadline passes: the engine,
+    // seeing both deadlines, breaks off; the seller cannot see the buyer's and proposes.
+    const setup = bilateral(
+      { price: { ip: 28, rp: 20, dl: 9, cr: 0.5 }, quantity: { ip: 1, rp: 1, dl: 9, cr: 0.5 } },
+      { price: { ip: 20, rp: 23, dl: 6, cr: 0.5 }, quantity: { ip: 1, rp: 0, dl: 6, cr: 0.5 } },
+      { maxRounds: 40 },
+    );
+    expect(negotiate(setup)).toMatchObject({ kind: 'no-agreement', brokenOffBy: 'buyer' });
+    const { seller, buyer } = sessions(setup);
+    const played = await play(seller, buyer);
+    expect(played.messages.map((m) => m.kind).slice(-2)).toEqual(['proposal', 'break-off']);
+    expect(played.buyer).toMatchObject({ kind: 'no-agreement', reason: 'deadline', by: 'self' });
+    expect(played.seller).toMatchObject({
+      kind: 'no-agreement',
+      reason: 'deadline',
+      by: 'counterpart',
+    });
+  });
+
+  it.each<[string, (m: Payload<'agreement'>) => Payload<'agreement'>, RegExp]>([
+    [
+      'other terms',
+      (m) => ({ ...m, agreement: { ...m.agreement, quantity: m.agreement.quantity + 1n } }),
+      /differs from the one proposed/,
+    ],
+    [
+      'a forged countersignature',
+      (m) => ({ ...m, seller_signature: m.buyer_signature }),
+      /is signed by .*, expected/,
+    ],
+    [
+      'another signature of the proposer',
+      (m) => ({ ...m, buyer_signature: m.seller_signature }),
+      /another signature of this agent/,
+    ],
+    ['another utility', (m) => ({ ...m, utility: 'heat' }), /names heat/],
+  ])(
+    'the proposer refuses a countersigned agreement with %s and keeps waiting',
+    async (_, bad, why) => {
+      // In the case study the buyer accepts last: it proposes and the seller countersigns.
+      const { seller, buyer } = sessions(bilateral(TABLE1.seller, TABLE1.buyer));
+      const played = await play(seller, buyer, (m) =>
+        m.kind === 'countersigned' ? { ...m, payload: bad(m.payload) } : m,
+      );
+      const genuine = played.messages.find((m) => m.kind === 'countersigned');
+      if (genuine?.kind !== 'countersigned') throw new Error('nothing was countersigned');
+      expect(played.seller?.kind).toBe('agreed');
+      expect(played.buyer?.kind).toBe('proposed');
+      const step = buyer.onCountersigned(bad(genuine.payload));
+      expect(step.refused?.message).toMatch(why);
+      expect(buyer.result?.kind).toBe('proposed');
+      expect(buyer.onCountersigned(genuine.payload).result?.kind).toBe('agreed');
+      expect(seller.onCountersigned(genuine.payload).refused?.message).toMatch(/did not propose/);
+    },
+  );
 
   it('times out and withdraws once, then ignores late messages', async () => {
     const { seller, buyer } = sessions(bilateral(TABLE1.seller, TABLE1.buyer));
