@@ -155,8 +155,18 @@ export class Negotiator {
       subscription('countersigned', { to: me }),
     ];
     this.options.client.on('message', this.listener);
-    await new Promise<void>((resolve, reject) =>
-      this.options.client.subscribe(topics, (error) => (error ? reject(error) : resolve())),
+    // Resolves once subscribed. Offline, or cut off before the SUBACK, MQTT.js subscribes again
+    // when it reconnects (resubscribe), so a failure here is a warning, never a failed start.
+    await new Promise<void>((resolve) =>
+      this.options.client.subscribe(topics, (error) => {
+        if (error) {
+          this.options.logger.warn(
+            { err: error },
+            'negotiation topics not subscribed yet; they will be on reconnect',
+          );
+        }
+        resolve();
+      }),
     );
   }
 

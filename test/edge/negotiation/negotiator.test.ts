@@ -193,3 +193,30 @@ describe('negotiation over MQTT', () => {
     expect(outcome.result).toMatchObject({ kind: 'no-agreement', reason: 'timeout', by: 'self' });
   });
 });
+
+describe('a negotiator whose connection drops while it subscribes', () => {
+  it('starts anyway and says so: MQTT.js subscribes again when it reconnects', async () => {
+    const warnings: string[] = [];
+    const client = {
+      publish: () => undefined,
+      subscribe: (_: string[], callback?: (error: Error | null) => void) =>
+        callback?.(new Error('Connection closed')),
+      on: () => undefined,
+      removeListener: () => undefined,
+    };
+    const negotiator = new Negotiator({
+      prosumer: 'offline',
+      signer: new Wallet(`0x${'71'.repeat(32)}`),
+      client,
+      markets: { biogas: domain },
+      responder: () => null,
+      onAgreement: async () => undefined,
+      logger: {
+        ...silentLogger,
+        warn: (_: unknown, message?: string) => warnings.push(message ?? ''),
+      },
+    });
+    await expect(negotiator.start()).resolves.toBeUndefined();
+    expect(warnings).toEqual(['negotiation topics not subscribed yet; they will be on reconnect']);
+  });
+});
