@@ -7,8 +7,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Wallet } from 'ethers';
 import { EipError } from '../core/errors.js';
+import { addressOf, type DecryptedKey, decryptKeystore } from './keystore.js';
 
 export const PRIVATE_KEY_ENV = 'EIP_EDGE_PRIVATE_KEY';
 export const PASSWORD_ENV = 'EIP_EDGE_KEYSTORE_PASSWORD';
@@ -38,7 +38,7 @@ export interface IdentitySource {
   readonly env?: Env;
 }
 
-export async function loadIdentity(source: IdentitySource): Promise<Wallet> {
+export async function loadIdentity(source: IdentitySource): Promise<DecryptedKey> {
   const env = source.env ?? process.env;
   if (source.keystore !== undefined) {
     const file = resolve(source.baseDir, source.keystore);
@@ -59,25 +59,26 @@ export async function loadIdentity(source: IdentitySource): Promise<Wallet> {
       );
     }
     try {
-      const wallet = await Wallet.fromEncryptedJson(json, password);
-      return wallet instanceof Wallet ? wallet : new Wallet(wallet.privateKey);
-    } catch {
+      return await decryptKeystore(json, password);
+    } catch (error) {
       throw new EipError(
         'INVALID_ARGUMENT',
-        `cannot decrypt keystore ${file}: wrong password or not a keystore file`,
+        `cannot decrypt keystore ${file}: ${(error as Error).message}`,
       );
     }
   }
   const key = env[PRIVATE_KEY_ENV];
   if (key !== undefined && key !== '') {
-    try {
-      return new Wallet(key);
-    } catch {
+    const privateKey = key.startsWith('0x') ? key : `0x${key}`;
+    if (!/^0x[0-9a-fA-F]{64}$/.test(privateKey))
       throw new EipError(
         'INVALID_ARGUMENT',
         `$${PRIVATE_KEY_ENV} is not a 32-byte hex private key`,
       );
-    }
+    return {
+      address: addressOf(privateKey, `$${PRIVATE_KEY_ENV} is not a valid private key`),
+      privateKey,
+    };
   }
   throw new EipError(
     'INVALID_ARGUMENT',
@@ -94,6 +95,8 @@ export async function createKeystore(
   if (password.length < 8) {
     throw new EipError('INVALID_ARGUMENT', 'the keystore password must have at least 8 characters');
   }
+  // Only this command needs ethers' Wallet; the agent itself never loads it (see keystore.ts).
+  const { Wallet } = await import('ethers/wallet');
   const wallet = Wallet.createRandom();
   const json = await wallet.encrypt(password);
   try {

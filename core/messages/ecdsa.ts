@@ -10,7 +10,8 @@
  * v 27 or 28, r and s in 1..n-1, s at most n/2 (EIP-2), so a message has exactly one valid
  * signature and a replay cannot hide behind a second form.
  */
-import { computeAddress, getBytes, hexlify } from 'ethers';
+import { computeAddress } from 'ethers/transaction';
+import { getBytes, hexlify } from 'ethers/utils';
 import * as secp from 'tiny-secp256k1';
 import { EipError } from '../errors.js';
 

@@ -4,7 +4,7 @@
  * snake_case with units in their names; the EIP-712 structs nested in them keep their Solidity
  * field names because they are exactly what was signed.
  */
-import { isAddress } from 'ethers';
+import { isAddress } from 'ethers/address';
 import { z } from 'zod';
 import { ROLES } from '../negotiation/issues.js';
 import { UTILITY_IDS } from '../utilities.js';

@@ -8,10 +8,10 @@
  * so the first reading is on disk within a second of start; negotiation starts once the key is in.
  */
 import { resolve } from 'node:path';
-import type { Wallet } from 'ethers';
 import type { MqttClient } from 'mqtt';
 import { isEipError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import type { DigestSigner } from '../../core/messages/ecdsa.js';
 import { marketDomain } from '../../core/messages/eip712.js';
 import { ID_PATTERN } from '../../core/messages/schemas.js';
 import { encodePayload, type Payload, type TopicName, topic } from '../../core/messages/topics.js';
@@ -40,7 +40,7 @@ export interface AgentDeps {
   readonly logger: Logger;
   /** Connects to the broker; MQTT.js's `connect` with the agent's options. */
   readonly connectMqtt: (options: { will: { topic: string; payload: string } }) => MqttClient;
-  readonly identity: () => Promise<Wallet>;
+  readonly identity: () => Promise<DigestSigner>;
   /** A policy per utility; the rule-based one from the config by default. */
   readonly policies?: Partial<Record<UtilityId, Policy>>;
   readonly now?: () => number;
@@ -81,7 +81,7 @@ export class EdgeAgent {
   private client: MqttClient | undefined;
   private negotiator: Negotiator | undefined;
   private health: HealthServer | undefined;
-  private wallet: Wallet | undefined;
+  private wallet: DigestSigner | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private step = 0;
   private firstReadingAt: number | undefined;
@@ -160,7 +160,10 @@ export class EdgeAgent {
     this.every(config.poll_s * 1000, () => this.pollOnce());
     void this.pollOnce();
     this.every(config.step_s * 1000, () => this.stepOnce());
-    void this.unlock(client);
+    this.unlock(client).catch((error: unknown) =>
+      // A bug, not a condition: the agent keeps metering without negotiating rather than die.
+      logger.error({ err: error }, 'negotiation could not start'),
+    );
   }
 
   async stop(): Promise<void> {

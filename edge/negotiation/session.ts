@@ -22,7 +22,8 @@
  * against the engine move for move.
  */
 import { randomBytes } from 'node:crypto';
-import { getAddress, ZeroHash } from 'ethers';
+import { getAddress } from 'ethers/address';
+import { ZeroHash } from 'ethers/constants';
 import { EipError, isEipError } from '../../core/errors.js';
 import { type DigestSigner, signDigest } from '../../core/messages/ecdsa.js';
 import {

@@ -121,7 +121,14 @@ export class Outbox {
     }
     const now = options.now ?? Date.now;
     const logger = options.logger ?? silentLogger;
-    const db: Db = new ClassicLevel(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const db: Db = new ClassicLevel(dir, {
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+      // LevelDB's defaults (8 MB block cache, 4 MB write buffer) suit a database that is read;
+      // this one is appended to and read once at its head. 1 MB each saves 10 MB on a Pi.
+      cacheSize: 1024 * 1024,
+      writeBufferSize: 1024 * 1024,
+    });
     try {
       await db.open();
     } catch (error) {

@@ -1,4 +1,4 @@
-import { TypedDataEncoder, Wallet, ZeroHash } from 'ethers';
+import { getAddress, TypedDataEncoder, type TypedDataField, Wallet, ZeroHash } from 'ethers';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { signDigest } from '../../../core/messages/ecdsa.js';
@@ -16,6 +16,8 @@ import {
   type Offer,
   offerStruct,
   recoverSigner,
+  SIGNED,
+  type SignedKind,
   structHash,
   transcriptHash,
   typedData,
@@ -23,6 +25,7 @@ import {
 } from '../../../core/messages/eip712.js';
 import { milli, parseMilli } from '../../../core/units.js';
 
+const hexOf = (bytes: Uint8Array) => `0x${Buffer.from(bytes).toString('hex')}`;
 const seller = new Wallet(`0x${'11'.repeat(32)}`);
 const buyer = new Wallet(`0x${'22'.repeat(32)}`);
 const meter = new Wallet(`0x${'33'.repeat(32)}`);
@@ -202,9 +205,50 @@ describe('EIP-712 types shared with the contracts', () => {
     );
   });
 
-  it('refuses out-of-range struct values', () => {
+  it('hashes every struct exactly as ethers does, for any values', () => {
+    const word = fc.uint8Array({ minLength: 32, maxLength: 32 }).map(hexOf);
+    const address = fc
+      .uint8Array({ minLength: 20, maxLength: 20 })
+      .map((b) => getAddress(hexOf(b)));
+    const uint = (bits: number) => fc.bigInt({ min: 0n, max: (1n << BigInt(bits)) - 1n });
+    const arbitrary = (type: string) =>
+      type === 'bytes32'
+        ? word
+        : type === 'address'
+          ? address
+          : type === 'uint32'
+            ? fc.integer({ min: 0, max: 2 ** 32 - 1 })
+            : uint(Number(type.slice(4)));
+    for (const [kind, types] of Object.entries(SIGNED) as [
+      SignedKind,
+      Record<string, TypedDataField[]>,
+    ][]) {
+      const fields = types[kind] ?? [];
+      const record = fc.record(Object.fromEntries(fields.map((f) => [f.name, arbitrary(f.type)])));
+      fc.assert(
+        fc.property(record, (value) => {
+          expect(structHash(kind, value as never)).toBe(
+            TypedDataEncoder.hashStruct(kind, types, value),
+          );
+        }),
+        { numRuns: 200 },
+      );
+    }
+  });
+
+  it('refuses out-of-range struct values, naming the field', () => {
     const [offer] = offers();
-    expect(() => structHash('Offer', { ...(offer as Offer), round: 2 ** 32 })).toThrow();
+    const bad: [Partial<Offer>, RegExp][] = [
+      [{ round: 2 ** 32 }, /^Offer\.round must be a whole number from 0 to 2\^32 - 1$/],
+      [{ round: -1 }, /Offer\.round/],
+      [{ round: 1.5 }, /Offer\.round/],
+      [{ quantity: 1n << 256n }, /Offer\.quantity .* 2\^256 - 1/],
+      [{ seller: '0x1234' }, /^Offer\.seller must be a 0x-hex address$/],
+      [{ previous: '0xzz' }, /^Offer\.previous must be 32 bytes of 0x-hex$/],
+    ];
+    for (const [change, why] of bad) {
+      expect(() => structHash('Offer', { ...(offer as Offer), ...change })).toThrow(why);
+    }
   });
 
   it('negotiation ids are deterministic and distinct per requester, utility and nonce', () => {

@@ -14,41 +14,22 @@ import {
 import type { Payload } from '../../../core/messages/topics.js';
 import { type NegotiationSetup, negotiate } from '../../../core/negotiation/protocol.js';
 import { quantityBaseUnits, unitPriceBaseUnits } from '../../../core/units.js';
-import { UTILITIES } from '../../../core/utilities.js';
-import {
+import type {
   NegotiationSession,
-  type Outgoing,
-  type SessionResult,
-  type SessionStep,
+  Outgoing,
+  SessionResult,
+  SessionStep,
 } from '../../../edge/negotiation/session.js';
 import { bilateral, type Side, TABLE1 } from '../../core/negotiation/setup.js';
+import { sessionPair } from '../../support/sessions.js';
 
 const sellerKey = new Wallet(`0x${'11'.repeat(32)}`);
 const buyerKey = new Wallet(`0x${'22'.repeat(32)}`);
 const domain = marketDomain(31337, '0x5FbDB2315678afecb367f032d93F642f64180aa3');
 const id = negotiationId(sellerKey.address, 'biogas', 1n);
 
-function sessions(setup: NegotiationSetup) {
-  const common = {
-    negotiationId: id,
-    utility: UTILITIES.biogas,
-    domain,
-    deliveryStartS: 1_000n,
-    deliveryEndS: 4_600n,
-    maxRounds: setup.maxRounds ?? 10_000,
-    agreementTtlS: 600,
-  };
-  return {
-    seller: new NegotiationSession(
-      { ...common, role: 'seller', spec: setup.seller, counterpart: buyerKey.address },
-      sellerKey,
-    ),
-    buyer: new NegotiationSession(
-      { ...common, role: 'buyer', spec: setup.buyer, counterpart: sellerKey.address },
-      buyerKey,
-    ),
-  };
-}
+const sessions = (setup: NegotiationSetup) =>
+  sessionPair(setup, { id, domain, sellerKey, buyerKey });
 
 type Session = NegotiationSession;
 
