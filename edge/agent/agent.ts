@@ -297,7 +297,12 @@ export class EdgeAgent {
       const link =
         busConfig.type === 'tcp'
           ? { kind: 'tcp' as const, ...parseTcp(busConfig.address) }
-          : { kind: 'rtu' as const, path: busConfig.device, baudRate: busConfig.baud };
+          : {
+              kind: 'rtu' as const,
+              path: busConfig.device,
+              baudRate: busConfig.baud,
+              framing: busConfig.framing,
+            };
       const bus = new Bus(link, busConfig.timeout_ms);
       this.buses.set(busId, bus);
       this.pollers.push({

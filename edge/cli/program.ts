@@ -20,6 +20,7 @@ interface LinkFlags {
   readonly tcp?: string;
   readonly rtu?: string;
   readonly baud: string;
+  readonly framing: string;
 }
 
 interface ReadFlags extends LinkFlags {
@@ -50,6 +51,7 @@ function program(io: Io): Command {
     .option('--tcp <host:port>', 'Modbus TCP address of the meter or RS-485 converter')
     .option('--rtu <device>', 'serial device of the RS-485 adapter (Modbus RTU)')
     .option('--baud <rate>', 'RTU baud rate', '9600')
+    .option('--framing <bits>', 'RTU data bits, parity, stop bits: 8N1, 8E1, 8O1 or 8N2', '8N1')
     .option('--unit <id>', 'Modbus unit id', '1')
     .option('--timeout <ms>', 'per request', '1000')
     .option('--json', 'print {"quantity": value, ...}')
@@ -89,6 +91,7 @@ function program(io: Io): Command {
     .option('--tcp <host:port>', 'Modbus TCP address of the RS-485 converter or meter')
     .option('--rtu <device>', 'serial device of the RS-485 adapter (Modbus RTU)')
     .option('--baud <rate>', 'RTU baud rate', '9600')
+    .option('--framing <bits>', 'RTU data bits, parity, stop bits: 8N1, 8E1, 8O1 or 8N2', '8N1')
     .option('--units <list>', 'unit ids to try, e.g. 1-10,17', '1-247')
     .option('--timeout <ms>', 'per unit id', '300')
     .action(async (flags: ScanFlags) => {

@@ -1,15 +1,14 @@
 /** Parsing the link (`--tcp HOST:PORT` or `--rtu DEVICE --baud N`) and `--unit` flags an installer types. */
 import { EipError } from '../../core/errors.js';
 import type { Link } from '../meters/modbus-client.js';
-
-/** Baud rates RS-485 meters offer. */
-export const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] as const;
+import { BAUD_RATES, FRAMINGS, type Framing } from '../meters/serial-line.js';
 
 /** Exactly one of --tcp and --rtu. */
 export function parseLink(flags: {
   tcp?: string | undefined;
   rtu?: string | undefined;
   baud: string;
+  framing?: string | undefined;
 }): Link {
   if ((flags.tcp === undefined) === (flags.rtu === undefined)) {
     throw new EipError(
@@ -25,7 +24,14 @@ export function parseLink(flags: {
       `--baud: "${flags.baud}" is not one of ${BAUD_RATES.join(', ')}`,
     );
   }
-  return { kind: 'rtu', path: flags.rtu as string, baudRate };
+  const framing = (flags.framing ?? '8N1').toUpperCase();
+  if (!(FRAMINGS as readonly string[]).includes(framing)) {
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      `--framing: "${flags.framing}" is not one of ${FRAMINGS.join(', ')}`,
+    );
+  }
+  return { kind: 'rtu', path: flags.rtu as string, baudRate, framing: framing as Framing };
 }
 
 export function parseTcp(text: string): { host: string; port: number } {

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { address, id } from '../../core/messages/schemas.js';
 import { psiSchema } from '../../core/negotiation/strategy.js';
 import { UTILITY_IDS } from '../../core/utilities.js';
+import { BAUD_RATES, FRAMINGS } from '../meters/serial-line.js';
 
 const seconds = (what: string, max: number) =>
   z
@@ -26,10 +27,12 @@ const hostPort = z
     return port >= 0 && port <= 65535;
   }, 'port must be 0 to 65535 (0: any free port)');
 
-const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200];
 const baud = z
   .number()
-  .refine((b) => BAUD_RATES.includes(b), `must be one of ${BAUD_RATES.join(', ')}`)
+  .refine(
+    (b) => (BAUD_RATES as readonly number[]).includes(b),
+    `must be one of ${BAUD_RATES.join(', ')}`,
+  )
   .meta({ description: 'Serial line speed' });
 
 const busCommon = {
@@ -45,6 +48,10 @@ const busSchema = z.discriminatedUnion('type', [
     type: z.literal('rtu'),
     device: z.string().min(1).meta({ description: 'Serial device, e.g. /dev/eip-rs485-0' }),
     baud: baud.default(9600),
+    framing: z.enum(FRAMINGS).default('8N1').meta({
+      description:
+        "Data bits, parity, stop bits as the meter's manual gives them: 8N1, 8E1, 8O1 or 8N2",
+    }),
     ...busCommon,
   }),
   z.strictObject({

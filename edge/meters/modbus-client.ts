@@ -6,6 +6,7 @@
 import modbusSerial from 'modbus-serial';
 import { EipError } from '../../core/errors.js';
 import type { RegisterReader } from './reader.js';
+import { type Framing, serialFraming } from './serial-line.js';
 
 // A CommonJS package: its class is the module's `default` property under Node's ESM loader.
 const { default: ModbusRTU } = modbusSerial;
@@ -13,7 +14,13 @@ type ModbusClient = InstanceType<typeof ModbusRTU>;
 
 export type Link =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
-  | { readonly kind: 'rtu'; readonly path: string; readonly baudRate: number };
+  | {
+      readonly kind: 'rtu';
+      readonly path: string;
+      readonly baudRate: number;
+      /** 8N1 when not given; many meters (Aquametro CALEC ST, for one) ship with 8E1. */
+      readonly framing?: Framing;
+    };
 
 export interface ModbusTarget {
   readonly link: Link;
@@ -35,7 +42,7 @@ const EXCEPTIONS: Partial<Record<number, string>> = {
 export function describeLink(link: Link): string {
   return link.kind === 'tcp'
     ? `${link.host}:${link.port}`
-    : `${link.path} at ${link.baudRate} baud`;
+    : `${link.path} at ${link.baudRate} baud ${link.framing ?? '8N1'}`;
 }
 
 /** The connection and the queue that keeps one request in flight, shared by every unit on it. */
@@ -59,7 +66,11 @@ export class ModbusReader implements RegisterReader {
     const { link } = target;
     try {
       if (link.kind === 'tcp') await client.connectTCP(link.host, { port: link.port });
-      else await client.connectRTUBuffered(link.path, { baudRate: link.baudRate });
+      else
+        await client.connectRTUBuffered(link.path, {
+          baudRate: link.baudRate,
+          ...serialFraming(link.framing ?? '8N1'),
+        });
     } catch (error) {
       throw new EipError(
         'IO_ERROR',

@@ -172,6 +172,13 @@ describe.skipIf(!RUN_PTY_SUITES)('eip-edge on an RS-485 bus (pseudo-terminal)', 
       const { code, stdout } = await run([...argv, '--json']);
       expect(code).toBe(0);
       expect(JSON.parse(stdout)).toMatchObject({ frequency: 50, voltage_l1: 230 });
+      // A pseudo-terminal carries no parity bit, so this shows the framing reaches the port, as
+      // the table's heading says; on a real line it must match the meter's.
+      const even = await run([...argv, '--framing', '8e1']);
+      expect(even.code).toBe(0);
+      expect(even.stdout).toContain(`unit 3 at ${pty.b} at 19200 baud 8E1`);
+      const odd = await run([...argv, '--framing', '7E1']);
+      expect(odd.stderr).toBe('eip-edge: --framing: "7E1" is not one of 8N1, 8E1, 8O1, 8N2\n');
       const bad = await run([
         'read',
         '--profile',

@@ -61,7 +61,7 @@ describe.skipIf(!RUN_PTY_SUITES).each(profileNames())(
         expect(isEipError(failure, 'IO_ERROR')).toBe(true);
         expect((failure as Error).message).toMatch(
           new RegExp(
-            `^unit 9 at ${pty.b} at 9600 baud, \\w+ registers \\d+\\.\\.\\d+: no answer within 200 ms$`,
+            `^unit 9 at ${pty.b} at 9600 baud 8N1, \\w+ registers \\d+\\.\\.\\d+: no answer within 200 ms$`,
           ),
         );
         expect(await readProfile(bus.forUnit(2), profile)).toHaveLength(

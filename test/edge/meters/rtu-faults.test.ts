@@ -54,7 +54,7 @@ describe.skipIf(!RUN_PTY_SUITES)('RTU faults', () => {
     // A bus master ignores an answer from another unit id, so it sees silence.
     [
       'wrong-unit',
-      /^unit 1 at .* at 19200 baud, input registers \d+\.\.\d+: no answer within 300 ms$/,
+      /^unit 1 at .* at 19200 baud 8N1, input registers \d+\.\.\d+: no answer within 300 ms$/,
     ],
   ] as const)('turns %s into an error naming the meter', async (fault, message) => {
     const failure = await readWithFault(fault);
