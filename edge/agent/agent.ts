@@ -22,7 +22,7 @@ import { parseTcp } from '../cli/target.js';
 import { planReadings, unitFactor } from '../config/load.js';
 import type { EdgeConfig, MeterConfig } from '../config/schema.js';
 import { MqttMeterSource } from '../meters/mqtt-meter.js';
-import { P1Source } from '../meters/p1-reader.js';
+import { P1Source, p1Line } from '../meters/p1-reader.js';
 import { Poller } from '../meters/poller.js';
 import { loadProfile } from '../meters/profiles.js';
 import { Negotiator } from '../negotiation/negotiator.js';
@@ -274,8 +274,7 @@ export class EdgeAgent {
       else {
         const source = new P1Source({
           path: meter.device,
-          baudRate: meter.baud,
-          ...(meter.baud === 9600 && { dataBits: 7 as const, parity: 'even' as const }),
+          ...p1Line(meter.baud),
           onTelegram: (reading) => {
             for (const [quantity, v] of Object.entries(reading.values)) {
               const measuredAt =

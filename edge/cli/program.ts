@@ -3,7 +3,7 @@
  * the installer's tools: `read` one meter with a profile, `scan` a bus for unit ids, `profiles`
  * to list the supported meters. A thin composition root; failures are one line (core/cli.ts).
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { commandOutput, type Io, reportFailure } from '../../core/cli.js';
 import { EipError } from '../../core/errors.js';
 import { textTable } from '../../core/text-table.js';
@@ -13,6 +13,7 @@ import { describeLink, ModbusReader } from '../meters/modbus-client.js';
 import { loadProfile, profileNames } from '../meters/profiles.js';
 import { readProfile } from '../meters/reader.js';
 import { scanUnits } from '../meters/scan.js';
+import { readP1Once } from './read-p1.js';
 import { runAgent } from './run.js';
 import { parseLink, parseMilliseconds, parseUnit, parseUnits } from './target.js';
 
@@ -83,6 +84,45 @@ function program(io: Io): Command {
       } finally {
         await reader.close();
       }
+    });
+
+  root
+    .command('read-p1')
+    .summary("show one telegram from a smart meter's P1 port")
+    .description(
+      "Wait for one CRC-checked telegram on a smart meter's P1 port (DSMR) and show its values, to check the cable and the line settings.",
+    )
+    .requiredOption('--device <path>', 'serial device of the P1 cable, e.g. /dev/ttyUSB0')
+    .addOption(
+      new Option('--baud <rate>', '115200 for DSMR 4/5 (8N1), 9600 for DSMR 2.2/3 (7E1)')
+        .choices(['115200', '9600'])
+        .default('115200'),
+    )
+    .option('--timeout <ms>', 'how long to wait for a telegram (DSMR 2-4 send every 10 s)', '15000')
+    .option('--json', 'print {"name": value, ...}')
+    .action(async (flags: { device: string; baud: string; timeout: string; json?: boolean }) => {
+      const reading = await readP1Once({
+        device: flags.device,
+        baudRate: Number(flags.baud),
+        timeoutMs: parseMilliseconds(flags.timeout, '--timeout'),
+        onProblem: (message) => io.stderr.write(`eip-edge: ${message}\n`),
+      });
+      const entries = Object.entries(reading.values);
+      if (flags.json) {
+        const values = Object.fromEntries(entries.map(([name, v]) => [name, v.value]));
+        io.stdout.write(`${JSON.stringify(values, null, 2)}\n`);
+        return;
+      }
+      io.stdout.write(
+        `P1 meter ${reading.header} on ${flags.device}, ${new Date(reading.measuredAt).toISOString()}\n\n`,
+      );
+      io.stdout.write(
+        `${textTable(
+          ['name', 'value', 'unit'],
+          entries.map(([name, v]) => [name, formatValue(v.value), v.unit]),
+          ['left', 'right', 'left'],
+        )}\n`,
+      );
     });
 
   root

@@ -32,6 +32,13 @@ export interface P1Port {
 
 export type P1PortFactory = (settings: P1SerialSettings) => Promise<P1Port>;
 
+/** The line a P1 port runs at its baud rate: 9600 is DSMR 2.2/3 (7E1), 115200 DSMR 4/5 (8N1). */
+export function p1Line(baudRate: number) {
+  return baudRate === 9600
+    ? { baudRate, dataBits: 7 as const, parity: 'even' as const }
+    : { baudRate, dataBits: 8 as const, parity: 'none' as const };
+}
+
 /** Opens a serial port with serialport (one stop bit, as every DSMR version uses). */
 export const openSerialP1Port: P1PortFactory = async (settings) => {
   const port = new SerialPort({ ...settings, stopBits: 1, autoOpen: false });

@@ -8,6 +8,7 @@ import { describeLink, ModbusReader } from '../../edge/meters/modbus-client.js';
 import { loadProfile } from '../../edge/meters/profiles.js';
 import { readProfile } from '../../edge/meters/reader.js';
 import { type MeterServer, startMeterServer } from '../../simulators/meters/meter-server.js';
+import { startP1Sim } from '../../simulators/meters/p1-sim.js';
 import { capture } from '../support/capture.js';
 import { openPtyPair, RUN_PTY_SUITES } from '../support/pty-pair.js';
 
@@ -203,6 +204,43 @@ describe.skipIf(!RUN_PTY_SUITES)('eip-edge on an RS-485 bus (pseudo-terminal)', 
       );
     } finally {
       await bus.close();
+      await pty.close();
+    }
+  });
+});
+
+describe.skipIf(!RUN_PTY_SUITES)('eip-edge read-p1 (pseudo-terminal)', () => {
+  it('shows one telegram, names the refused ones, and says what to check when none comes', async () => {
+    const pty = await openPtyPair();
+    try {
+      const quiet = await run(['read-p1', '--device', pty.b, '--timeout', '300']);
+      expect(quiet.code).toBe(1);
+      expect(quiet.stderr).toBe(
+        `eip-edge: no valid P1 telegram on ${pty.b} within 0.3 s: nothing arrived: is the cable in and the port enabled? a DSMR 2.2/3 meter sends at --baud 9600\n`,
+      );
+      // The first five telegrams with a broken CRC: the reader names them and waits for a good one.
+      let sent = 0;
+      const sim = await startP1Sim({
+        path: pty.a,
+        intervalMs: 100,
+        powerW: 1500,
+        gasFlowM3PerH: 0.5,
+        faults: ['crc'],
+        faultRate: 0.5,
+        random: () => (sent++ < 5 ? 0 : 0.9),
+      });
+      try {
+        const { code, stdout, stderr } = await run(['read-p1', '--device', pty.b, '--json']);
+        expect(code).toBe(0);
+        expect(JSON.parse(stdout)).toMatchObject({ power_import: 1.5 });
+        expect(stderr).toMatch(/CRC/);
+        const table = await run(['read-p1', '--device', pty.b]);
+        expect(table.stdout).toMatch(/^P1 meter EIP5SIM-P1 on .+, \d{4}-\d\d-\d\dT/);
+        expect(table.stdout).toMatch(/power_import +1\.5 +kW/);
+      } finally {
+        await sim.close();
+      }
+    } finally {
       await pty.close();
     }
   });
