@@ -36,10 +36,12 @@ const positive = (name: string) => {
 };
 
 export const psiSchema = z.strictObject({
-  ip: finite('ip'),
-  rp: finite('rp'),
-  dl: positive('dl'),
-  cr: positive('cr'),
+  ip: finite('ip').meta({ description: 'Initial offer: where the agent starts' }),
+  rp: finite('rp').meta({ description: 'Reservation: the last offer it will make' }),
+  dl: positive('dl').meta({ description: 'Deadline: rounds until the reservation is reached' }),
+  cr: positive('cr').meta({
+    description: 'Concession rate: below 1 concedes late, above 1 early, 1 linearly',
+  }),
 });
 
 export type PsiInput = z.input<typeof psiSchema>;

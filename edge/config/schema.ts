@@ -36,16 +36,18 @@ const baud = z
   .meta({ description: 'Serial line speed' });
 
 const busCommon = {
-  /** Per request; a meter that answers later is counted as failed for this attempt. */
-  timeout_ms: z.number().int().min(50).max(60_000).default(1000),
-  /** Extra attempts within one poll cycle before the meter is marked stale. */
-  retries: z.number().int().min(0).max(10).default(2),
+  timeout_ms: z.number().int().min(50).max(60_000).default(1000).meta({
+    description: 'Per request, ms; a meter that answers later fails this attempt',
+  }),
+  retries: z.number().int().min(0).max(10).default(2).meta({
+    description: 'Extra attempts within one poll before the meter is marked stale',
+  }),
 };
 
 /** A Modbus link shared by the meters behind it: an RS-485 adapter or a TCP address. */
 const busSchema = z.discriminatedUnion('type', [
   z.strictObject({
-    type: z.literal('rtu'),
+    type: z.literal('rtu').meta({ description: 'Modbus RTU over an RS-485 adapter' }),
     device: z.string().min(1).meta({ description: 'Serial device, e.g. /dev/eip-rs485-0' }),
     baud: baud.default(9600),
     framing: z.enum(FRAMINGS).default('8N1').meta({
@@ -55,7 +57,9 @@ const busSchema = z.discriminatedUnion('type', [
     ...busCommon,
   }),
   z.strictObject({
-    type: z.literal('tcp'),
+    type: z
+      .literal('tcp')
+      .meta({ description: 'Modbus TCP: a meter or an RS-485-to-TCP converter' }),
     address: hostPort.meta({ description: 'Meter or RS-485-to-TCP converter, HOST:PORT' }),
     ...busCommon,
   }),
@@ -63,27 +67,30 @@ const busSchema = z.discriminatedUnion('type', [
 
 const meterSchema = z.discriminatedUnion('type', [
   z.strictObject({
-    type: z.literal('modbus'),
+    type: z.literal('modbus').meta({ description: 'A Modbus meter on one of `buses`' }),
     bus: id.meta({ description: 'A key of `buses`' }),
     unit: z.number().int().min(1).max(247).meta({ description: 'Modbus unit id' }),
     profile: z.string().min(1).meta({ description: 'Meter profile, see `eip-edge profiles`' }),
   }),
   z.strictObject({
-    type: z.literal('p1'),
-    device: z.string().min(1),
-    /** DSMR 4/5 meters send at 115200 8N1; DSMR 2/3 at 9600 7E1. */
-    baud: baud.default(115200),
+    type: z.literal('p1').meta({ description: "A smart meter's P1 port (DSMR)" }),
+    device: z.string().min(1).meta({ description: 'Serial device of the P1 cable' }),
+    baud: baud.default(115200).meta({
+      description: 'DSMR 4/5 meters send at 115200 (8N1), DSMR 2.2/3 at 9600 (7E1)',
+    }),
   }),
   z.strictObject({
-    type: z.literal('mqtt'),
+    type: z.literal('mqtt').meta({ description: 'A meter that publishes its value on MQTT' }),
     topic: z
       .string()
       .min(1)
-      .refine((t) => !/[+#]/.test(t), 'must not contain wildcards'),
-    /** Where the number is in a JSON payload (`ENERGY.Total`); empty for a plain number. */
-    path: z.string().default(''),
-    scale: z.number().positive().default(1),
-    unit: z.string().min(1).max(16),
+      .refine((t) => !/[+#]/.test(t), 'must not contain wildcards')
+      .meta({ description: 'The topic the value arrives on (no wildcards)' }),
+    path: z.string().default('').meta({
+      description: 'Where the number is in a JSON payload (ENERGY.Total); empty for a plain number',
+    }),
+    scale: z.number().positive().default(1).meta({ description: 'Multiplies the value' }),
+    unit: z.string().min(1).max(16).meta({ description: 'Unit of the scaled value, e.g. kWh' }),
   }),
 ]);
 
@@ -93,114 +100,161 @@ const reading = z
   .regex(/^[a-z0-9][a-z0-9_-]*\.[a-z0-9_]+$/, 'must be METER.QUANTITY, e.g. digester.volume')
   .meta({ description: 'METER.QUANTITY: a meter id and one of its quantities' });
 
+/*
+ * A seller offers what it can spare and stands there (seed section 5); a buyer asks for its whole
+ * need and may concede down to rp_fraction of it.
+ */
 const quantityPsi = z.strictObject({
-  /**
-   * The first and last quantity offered, as fractions of the surplus (seller) or deficit (buyer).
-   * A seller offers what it can spare and stands there (seed section 5); a buyer asks for its
-   * whole need and may concede down to rp_fraction of it.
-   */
-  ip_fraction: z.number().min(0).max(1).default(1),
-  rp_fraction: z.number().min(0).max(1).default(1),
-  dl: z.number().positive(),
-  cr: z.number().positive(),
+  ip_fraction: z.number().min(0).max(1).default(1).meta({
+    description: 'First quantity offered, as a fraction of the surplus (seller) or deficit (buyer)',
+  }),
+  rp_fraction: z.number().min(0).max(1).default(1).meta({
+    description: 'Last quantity offered, as a fraction of the surplus or deficit',
+  }),
+  dl: z.number().positive().meta({ description: 'Deadline: rounds until the last offer' }),
+  cr: z.number().positive().meta({
+    description: 'Concession rate: below 1 concedes late, above 1 early, 1 linearly',
+  }),
 });
 
 const sideSchema = z.strictObject({
-  /** Price psi in tokens per unit: O_t = ip + (rp - ip) * (t/dl)^(1/cr). */
-  price: psiSchema,
-  quantity: quantityPsi,
+  price: psiSchema.meta({
+    description: 'Price strategy in tokens per unit: O_t = ip + (rp - ip) * (t/dl)^(1/cr)',
+  }),
+  quantity: quantityPsi.meta({ description: 'Quantity strategy' }),
 });
 
 const rulesPolicy = z.strictObject({
-  type: z.literal('rules'),
-  /** Below this amount (utility unit) the agent waits rather than trade. */
-  min_trade: z.number().nonnegative().default(1),
-  sell: sideSchema,
-  buy: sideSchema,
-  /** After this many failed negotiations in a row, trade with the provider instead. */
-  provider_after_failures: z.number().int().min(0).max(100).default(2),
+  type: z.literal('rules').meta({
+    description: 'Rule-based: negotiate with the configured strategies, else the provider',
+  }),
+  min_trade: z.number().nonnegative().default(1).meta({
+    description: "Below this amount (the utility's unit) the agent waits rather than trade",
+  }),
+  sell: sideSchema.meta({ description: 'Strategy when this plant has a surplus' }),
+  buy: sideSchema.meta({ description: 'Strategy when this plant has a deficit' }),
+  provider_after_failures: z.number().int().min(0).max(100).default(2).meta({
+    description: 'After this many failed negotiations in a row, trade with the provider',
+  }),
 });
 
 const utilityPlan = z.strictObject({
-  /** Cumulative counters whose increase over a step is produced. */
-  production: z.array(reading).default([]),
-  /** Cumulative counters whose increase over a step is consumed. */
-  consumption: z.array(reading).default([]),
-  /** A store such as a gas holder: its level reading, capacity and the reserve kept back. */
+  production: z.array(reading).default([]).meta({
+    description: 'Cumulative counters whose increase over a step is produced',
+  }),
+  consumption: z.array(reading).default([]).meta({
+    description: 'Cumulative counters whose increase over a step is consumed',
+  }),
   storage: z
     .strictObject({
       level: reading,
-      capacity: z.number().positive(),
-      reserve: z.number().nonnegative().default(0),
+      capacity: z.number().positive().meta({ description: "The store's capacity" }),
+      reserve: z.number().nonnegative().default(0).meta({
+        description: 'Kept back: never offered for sale',
+      }),
     })
-    .optional(),
-  /** Length of the provision window offered in a negotiation. */
-  delivery_s: seconds('Delivery window', 7 * 86_400).default(3600),
-  policy: rulesPolicy,
+    .optional()
+    .meta({ description: 'A store such as a gas holder: level reading, capacity, reserve' }),
+  delivery_s: seconds('Length of the provision window offered', 7 * 86_400).default(3600),
+  policy: rulesPolicy.meta({ description: 'How the agent decides each time step' }),
 });
 
 export const configSchema = z.strictObject({
-  /** This plant's id in the park: one MQTT topic level, and the broker user name. */
-  prosumer: id,
+  prosumer: id.meta({
+    description: "This plant's id in the park: one MQTT topic level, and the broker user name",
+  }),
   identity: z
     .strictObject({
-      /**
-       * Encrypted Ethereum keystore (v3 JSON). Its password comes from
-       * $EIP_EDGE_KEYSTORE_PASSWORD or the systemd credential `keystore-password`; without a
-       * keystore, $EIP_EDGE_PRIVATE_KEY holds the key (containers, tests).
-       */
-      keystore: z.string().min(1).optional(),
+      keystore: z.string().min(1).optional().meta({
+        description:
+          'Encrypted Ethereum keystore (v3 JSON, see `eip-edge keystore new`). Its password comes from $EIP_EDGE_KEYSTORE_PASSWORD or the systemd credential keystore-password; without a keystore, $EIP_EDGE_PRIVATE_KEY holds the key (containers, tests)',
+      }),
     })
-    .default({}),
-  mqtt: z.strictObject({
-    url: z
-      .string()
-      .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL'),
-    username: z.string().min(1).optional(),
-    /** The environment variable that holds the broker password (never the password itself). */
-    password_env: z
-      .string()
-      .regex(/^[A-Z_][A-Z0-9_]*$/)
-      .default('EIP_EDGE_MQTT_PASSWORD'),
+    .default({})
+    .meta({ description: "The plant's signing key" }),
+  mqtt: z
+    .strictObject({
+      url: z
+        .string()
+        .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
+        .meta({ description: "The park broker (the gateway's), e.g. mqtts://gateway.park:8883" }),
+      username: z.string().min(1).optional().meta({ description: 'Broker user name' }),
+      password_env: z
+        .string()
+        .regex(/^[A-Z_][A-Z0-9_]*$/)
+        .default('EIP_EDGE_MQTT_PASSWORD')
+        .meta({
+          description:
+            'The environment variable that holds the broker password (never the password itself)',
+        }),
+    })
+    .meta({ description: 'Connection to the park broker' }),
+  market: z
+    .strictObject({
+      chain_id: z.number().int().positive().meta({ description: "The park chain's id" }),
+      contracts: z.partialRecord(z.enum(UTILITY_IDS), address).meta({
+        description: 'Market contract address per utility traded',
+      }),
+    })
+    .meta({ description: 'The chain and market contracts, from `eip-gateway deploy`' }),
+  step_s: seconds('Time step: a balance and a decision each', 86_400).default(900),
+  poll_s: seconds('How often meters are read', 3600).default(10),
+  data_dir: z.string().min(1).default('/var/lib/eip-edge').meta({
+    description: 'Where the durable outbox lives (relative paths: from the config file)',
   }),
-  /** The park's chain and the market contract of each utility traded (from `eip-gateway deploy`). */
-  market: z.strictObject({
-    chain_id: z.number().int().positive(),
-    contracts: z.partialRecord(z.enum(UTILITY_IDS), address),
-  }),
-  /** Length of the agent's time step: a balance and a decision each. */
-  step_s: seconds('Time step', 86_400).default(900),
-  /** How often meters are read. */
-  poll_s: seconds('Poll interval', 3600).default(10),
-  /** The durable outbox lives here. */
-  data_dir: z.string().min(1).default('/var/lib/eip-edge'),
-  outbox: z.strictObject({ max_mb: z.number().min(1).max(4096).default(64) }).default({
-    max_mb: 64,
-  }),
-  /** HTTP health and Prometheus metrics; `false` turns them off. */
+  outbox: z
+    .strictObject({
+      max_mb: z.number().min(1).max(4096).default(64).meta({
+        description: 'Disk bound: when full, the oldest messages are dropped and counted',
+      }),
+    })
+    .default({ max_mb: 64 })
+    .meta({ description: 'Readings and agreements kept on disk until the broker has them' }),
   health: z
-    .union([z.literal(false), z.strictObject({ listen: hostPort.default('127.0.0.1:9184') })])
-    .default({ listen: '127.0.0.1:9184' }),
-  log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    .union([
+      z.literal(false),
+      z.strictObject({
+        listen: hostPort.default('127.0.0.1:9184').meta({
+          description: 'HOST:PORT for GET /health and /metrics (port 0: any free port)',
+        }),
+      }),
+    ])
+    .default({ listen: '127.0.0.1:9184' })
+    .meta({ description: 'HTTP health and Prometheus metrics; false turns them off' }),
+  log_level: z
+    .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
+    .default('info')
+    .meta({ description: 'Least severe log level written' }),
   negotiation: z
     .strictObject({
-      /** How long a request waits for peers' will to negotiate. */
-      discovery_ms: z.number().int().min(50).max(60_000).default(2000),
-      /** A counterpart silent this long is broken off with. */
-      round_timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
-      max_rounds: z.number().int().min(1).max(10_000).default(1000),
-      /** How long both signatures on an agreement stay valid for the gateway. */
-      agreement_ttl_s: seconds('Agreement signature validity', 7 * 86_400).default(3600),
+      discovery_ms: z.number().int().min(50).max(60_000).default(2000).meta({
+        description: "How long a request waits for peers' will to negotiate, ms",
+      }),
+      round_timeout_ms: z.number().int().min(100).max(600_000).default(10_000).meta({
+        description: 'A counterpart silent this long is broken off with, ms',
+      }),
+      max_rounds: z.number().int().min(1).max(10_000).default(1000).meta({
+        description: 'Rounds after which a negotiation ends without agreement',
+      }),
+      agreement_ttl_s: seconds(
+        'How long both signatures on an agreement stay valid',
+        7 * 86_400,
+      ).default(3600),
     })
     .default({
       discovery_ms: 2000,
       round_timeout_ms: 10_000,
       max_rounds: 1000,
       agreement_ttl_s: 3600,
-    }),
-  buses: z.record(id, busSchema).default({}),
-  meters: z.record(id, meterSchema),
-  utilities: z.partialRecord(z.enum(UTILITY_IDS), utilityPlan),
+    })
+    .meta({ description: 'Negotiation with peers over MQTT' }),
+  buses: z.record(id, busSchema).default({}).meta({
+    description: 'Modbus links by id: RS-485 adapters and TCP addresses',
+  }),
+  meters: z.record(id, meterSchema).meta({ description: 'Meters by id' }),
+  utilities: z.partialRecord(z.enum(UTILITY_IDS), utilityPlan).meta({
+    description: 'What this plant produces, consumes and stores of each utility, and its policy',
+  }),
 });
 
 export type EdgeConfig = z.output<typeof configSchema>;
