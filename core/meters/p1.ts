@@ -67,22 +67,45 @@ function crcHex(text: string): string {
   return crc16Arc(Buffer.from(text, 'latin1')).toString(16).toUpperCase().padStart(4, '0');
 }
 
-export function parseP1Telegram(text: string): P1Telegram {
+export interface P1ParseOptions {
+  /**
+   * DSMR 2.2 and 3 telegrams end in a bare "!": they have no CRC, and their gas reading takes two
+   * lines (0-n:24.3.0 then the value). Only a line set up for those meters (9600 baud 7E1) passes
+   * this; DSMR 4 and 5 telegrams must carry a CRC and a missing one is refused.
+   */
+  readonly withoutCrc?: boolean;
+}
+
+export function parseP1Telegram(text: string, options: P1ParseOptions = {}): P1Telegram {
   const start = text.indexOf('/');
   const bang = text.indexOf('!', start);
   if (start < 0 || bang < 0) throw telegramError('no "/" ... "!" block');
   const sent = text.slice(bang + 1, bang + 5);
-  if (!/^[0-9A-Fa-f]{4}$/.test(sent)) throw telegramError(`no CRC after "!" (got "${sent}")`);
-  const crc = crcHex(text.slice(start, bang + 1));
-  if (crc !== sent.toUpperCase()) {
-    throw telegramError(`CRC ${crc} does not match the telegram's ${sent.toUpperCase()}`, 'crc');
+  const bare = /^\s*$/.test(text.slice(bang + 1));
+  if (!(options.withoutCrc && bare)) {
+    if (!/^[0-9A-Fa-f]{4}$/.test(sent)) throw telegramError(`no CRC after "!" (got "${sent}")`);
+    const crc = crcHex(text.slice(start, bang + 1));
+    if (crc !== sent.toUpperCase()) {
+      throw telegramError(`CRC ${crc} does not match the telegram's ${sent.toUpperCase()}`, 'crc');
+    }
   }
   const lines = text.slice(start, bang).split(/\r?\n/);
   const header = (lines[0] ?? '').slice(1).trim();
   const values: Record<string, { value: number; unit: string }> = {};
   let measuredAt: string | undefined;
   let gasMeasuredAt: string | undefined;
-  for (const line of lines.slice(1)) {
+  for (const [index, line] of lines.entries()) {
+    if (index === 0) continue; // the header
+    // DSMR 2.2/3 gas: 0-n:24.3.0(time)(..)(..)(..)(0-n:24.2.1)(m3), the value on the next line.
+    const older = /^0-\d:24\.3\.0\((\d{12})\).*\((m3)\)$/.exec(line.trim());
+    if (older) {
+      const next = (lines[index + 1] ?? '').trim();
+      const value = /^\((\d+(?:\.\d+)?)\)$/.exec(next);
+      if (!value) throw telegramError(`no gas value on the line after "${line.trim()}"`);
+      gasMeasuredAt = withSeason(older[1] as string);
+      values.gas = { value: Number(value[1]), unit: 'm3' };
+      continue;
+    }
     const match = /^(\d+-\d+:\d+\.\d+\.\d+)(\(.*\))$/.exec(line.trim());
     if (!match) continue;
     const [, code, rest = ''] = match;
@@ -118,6 +141,18 @@ function lastSundayOneUtc(year: number, month: number): number {
  * say whether summer time is on (X = S, UTC+2) or not (W, UTC+1), so the hour that repeats when
  * summer time ends is still read right.
  */
+/**
+ * DSMR 2.2/3 time stamps carry no S/W flag: the meter's Dutch local time. The flag is inferred
+ * from the EU rule; in the hour that repeats when summer time ends, winter time is taken.
+ */
+function withSeason(local: string): string {
+  const winter = parseP1Time(`${local}W`);
+  const year = 2000 + Number(local.slice(0, 2));
+  const summer =
+    winter - HOUR_MS >= lastSundayOneUtc(year, 2) && winter < lastSundayOneUtc(year, 9);
+  return `${local}${summer ? 'S' : 'W'}`;
+}
+
 export function parseP1Time(text: string): number {
   const match = /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)([SW])$/.exec(text);
   if (!match) throw telegramError(`"${text}" is not a time stamp YYMMDDhhmmssX`);

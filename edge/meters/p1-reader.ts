@@ -268,7 +268,8 @@ export class P1Source {
   }
 
   private read(text: string): P1Reading {
-    const telegram = parseP1Telegram(text);
+    // DSMR 2.2/3 meters (9600 baud) send no CRC; at 115200 (DSMR 4/5) one is required.
+    const telegram = parseP1Telegram(text, { withoutCrc: this.settings.baudRate === 9600 });
     const receivedAt = this.now();
     return {
       header: telegram.header,

@@ -202,3 +202,62 @@ describe('P1 telegram builder', () => {
     expect(reason(buildP1Telegram(INPUT).replace(/![0-9A-F]{4}/, '!'))).toBe('format');
   });
 });
+
+describe('DSMR 2.2/3 telegrams (no CRC, gas on two lines)', () => {
+  // As a Kaifa MA105 (DSMR 3.0) sends it at 9600 baud 7E1.
+  const dsmr3 = (when: string) =>
+    [
+      '/KFM5KAIFA-METER',
+      '',
+      '0-0:96.1.1(4530303033303030303030303030303030)',
+      '1-0:1.8.1(000123.456*kWh)',
+      '1-0:1.8.2(000234.567*kWh)',
+      '1-0:2.8.1(000000.000*kWh)',
+      '1-0:2.8.2(000001.000*kWh)',
+      '0-0:96.14.0(0002)',
+      '1-0:1.7.0(0001.19*kW)',
+      '1-0:2.7.0(0000.00*kW)',
+      '0-1:96.1.0(3238303131303038333131373338383133)',
+      `0-1:24.3.0(${when})(00)(60)(1)(0-1:24.2.1)(m3)`,
+      '(00987.654)',
+      '!',
+      '',
+    ].join('\r\n');
+
+  it('reads electricity and the two-line gas reading when the line is set up for them', () => {
+    const parsed = parseP1Telegram(dsmr3('240601110000'), { withoutCrc: true });
+    expect(parsed.header).toBe('KFM5KAIFA-METER');
+    expect(parsed.values).toMatchObject({
+      electricity_import_t1: { value: 123.456, unit: 'kWh' },
+      electricity_import_t2: { value: 234.567, unit: 'kWh' },
+      power_import: { value: 1.19, unit: 'kW' },
+      gas: { value: 987.654, unit: 'm3' },
+    });
+    // No S/W flag: summer time is inferred, so 11:00 on 1 June is 09:00 UTC.
+    expect(parseP1Time(parsed.gasMeasuredAt as string)).toBe(Date.UTC(2024, 5, 1, 9));
+    expect(
+      parseP1Time(
+        parseP1Telegram(dsmr3('240115110000'), { withoutCrc: true }).gasMeasuredAt as string,
+      ),
+    ).toBe(Date.UTC(2024, 0, 15, 10));
+    // The hour that repeats when summer time ends (27 October 2024, 02:00-03:00) reads as winter.
+    expect(
+      parseP1Time(
+        parseP1Telegram(dsmr3('241027023000'), { withoutCrc: true }).gasMeasuredAt as string,
+      ),
+    ).toBe(Date.UTC(2024, 9, 27, 1, 30));
+  });
+
+  it('still refuses a telegram without a CRC from a DSMR 4/5 line', () => {
+    expect(() => parseP1Telegram(dsmr3('240601110000'))).toThrow(/no CRC after "!"/);
+  });
+
+  it('still checks a CRC that is there, and names a missing gas value', () => {
+    const withCrc = `${dsmr3('240601110000').replace(/!\r\n$/, '!')}ABCD\r\n`;
+    expect(() => parseP1Telegram(withCrc, { withoutCrc: true })).toThrow(/CRC .* does not match/);
+    const noValue = dsmr3('240601110000').replace('(00987.654)\r\n', '');
+    expect(() => parseP1Telegram(noValue, { withoutCrc: true })).toThrow(
+      /no gas value on the line after "0-1:24\.3\.0/,
+    );
+  });
+});
