@@ -7,7 +7,9 @@
  * - `eip-edge run` in its own process (from dist/: `npm run build` first): spawn to its first
  *   reading at the broker, and its resident memory while it polls four meters (Modbus TCP
  *   simulators) and negotiates for EIP_BENCH_SOAK_S seconds (60 by default; the issue's figure is
- *   600), sampled each second; the medians of the first and last minute show any growth.
+ *   600), sampled each second; the medians of the first and last minute show any growth. It
+ *   runs with the NODE_OPTIONS of hardware/systemd/eip-edge.service, as installed
+ *   (EIP_BENCH_AGENT_NODE_OPTIONS overrides them to compare).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -196,6 +198,17 @@ function rssMb(pid: number): number {
   return Number(kb) / 1024;
 }
 
+/** NODE_OPTIONS as the systemd unit sets them, so the agent is measured as it is installed. */
+function unitNodeOptions(): string {
+  const unit = readFileSync(
+    fileURLToPath(new URL('../../hardware/systemd/eip-edge.service', import.meta.url)),
+    'utf8',
+  );
+  const options = /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(unit)?.[1];
+  if (options === undefined) throw new Error('eip-edge.service sets no NODE_OPTIONS');
+  return options;
+}
+
 /**
  * The agent as an installer runs it: `eip-edge run` from dist/ in its own process, so its memory
  * is its own. Start-up is timed from spawn (Node's own boot included) to the first reading
@@ -275,7 +288,11 @@ utilities:
 
   spawnedAt = performance.now();
   const child = spawn(process.execPath, [cli, 'run', '--config', configFile], {
-    env: { ...process.env, EIP_EDGE_PRIVATE_KEY: `0x${'54'.repeat(32)}` },
+    env: {
+      ...process.env,
+      EIP_EDGE_PRIVATE_KEY: `0x${'54'.repeat(32)}`,
+      NODE_OPTIONS: process.env.EIP_BENCH_AGENT_NODE_OPTIONS ?? unitNodeOptions(),
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
