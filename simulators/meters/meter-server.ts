@@ -24,7 +24,7 @@ export interface MeterServerOptions {
   /** RTU only: faults to inject on a share `faultRate` of answers. */
   readonly faults?: readonly Fault[];
   readonly faultRate?: number;
-  /** The meters' rate over the day (see MeterModel); TCP only for now. */
+  /** The meters' rate over the day (see MeterModel), over TCP and RTU alike. */
   readonly curve?: Curve;
 }
 
@@ -54,13 +54,6 @@ export async function startMeterServer(options: MeterServerOptions): Promise<Met
   const units = options.units ?? [1];
   if (options.link.kind === 'rtu') {
     const { link } = options;
-    // rtu-slave.ts builds its meters without a curve; refuse rather than ignore one.
-    if (options.curve) {
-      throw new EipError(
-        'INVALID_ARGUMENT',
-        'load curves are served over Modbus TCP only (RTU meters run at their typical load)',
-      );
-    }
     const slave = await startRtuSlave({
       profile: options.profile,
       path: link.path,
@@ -69,6 +62,7 @@ export async function startMeterServer(options: MeterServerOptions): Promise<Met
       ...(options.faults && { faults: options.faults }),
       ...(options.faultRate !== undefined && { faultRate: options.faultRate }),
       ...(options.clock && { clock: options.clock }),
+      ...(options.curve && { curve: options.curve }),
     }).catch((error: unknown) => {
       throw new EipError(
         'IO_ERROR',

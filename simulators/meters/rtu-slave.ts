@@ -9,6 +9,7 @@
 import { SerialPort } from 'serialport';
 import type { Profile } from '../../core/meters/profile.js';
 import { appendCrc, buildReadResponse, crc16Modbus } from '../../core/meters/rtu-frame.js';
+import type { Curve } from './curve.js';
 import { MeterModel } from './meter-model.js';
 
 export const FAULTS = ['timeout', 'crc', 'exception', 'wrong-unit', 'split'] as const;
@@ -24,6 +25,8 @@ export interface RtuSlaveOptions {
   readonly faultRate?: number;
   readonly random?: () => number;
   readonly clock?: () => number;
+  /** The simulated load over the day (see curve.ts); the profile's typical load without one. */
+  readonly curve?: Curve;
 }
 
 export interface RtuSlave {
@@ -42,7 +45,10 @@ export function charTime(baudRate: number): number {
 
 export async function startRtuSlave(options: RtuSlaveOptions): Promise<RtuSlave> {
   const meters = new Map(
-    options.units.map((unit) => [unit, new MeterModel(options.profile, options.clock)]),
+    options.units.map((unit) => [
+      unit,
+      new MeterModel(options.profile, options.clock, options.curve),
+    ]),
   );
   const random = options.random ?? Math.random;
   const faultRate = options.faultRate ?? 1;

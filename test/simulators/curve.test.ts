@@ -9,10 +9,13 @@ import { isEipError } from '../../core/errors.js';
 import { decodeQuantity } from '../../core/meters/decode.js';
 import { planReads } from '../../core/meters/plan.js';
 import { type Profile, quantities } from '../../core/meters/profile.js';
+import { ModbusReader } from '../../edge/meters/modbus-client.js';
 import { loadProfile } from '../../edge/meters/profiles.js';
+import { readProfile } from '../../edge/meters/reader.js';
 import { MS_PER_DAY, type Part, parseCurve } from '../../simulators/meters/curve.js';
 import { MeterModel, TYPICAL } from '../../simulators/meters/meter-model.js';
 import { startMeterServer } from '../../simulators/meters/meter-server.js';
+import { openPtyPair, RUN_PTY_SUITES } from '../support/pty-pair.js';
 
 const HOUR = 3_600_000;
 /** Midnight UTC, some day: curves run on UTC times of day. */
@@ -238,13 +241,31 @@ describe('a meter on a curve', () => {
     expect(meter.value(consumption)).toBe(TYPICAL.volume);
   });
 
-  it('is refused over RTU, which serves the typical load only', async () => {
-    await expect(
-      startMeterServer({
-        profile: loadProfile('suto-s430'),
-        link: { kind: 'rtu', path: '/dev/null', baudRate: 9600 },
-        curve: parseCurve('10'),
-      }),
-    ).rejects.toThrow(/load curves are served over Modbus TCP only/);
+  it.skipIf(!RUN_PTY_SUITES)('shapes an RTU meter too, read over a pseudo-terminal', async () => {
+    const pty = await openPtyPair();
+    const profile = loadProfile('suto-s430');
+    let now = at(0); // the meter starts at midnight and is read at 09:00
+    const server = await startMeterServer({
+      profile,
+      link: { kind: 'rtu', path: pty.a, baudRate: 19200 },
+      curve: parseCurve('10'),
+      clock: () => now,
+    });
+    now = at(9);
+    const reader = await ModbusReader.connect({
+      link: { kind: 'rtu', path: pty.b, baudRate: 19200 },
+      unit: 1,
+    });
+    try {
+      const values = Object.fromEntries(
+        (await readProfile(reader, profile)).map((r) => [r.quantity.name, r.value]),
+      );
+      expect(values.flow).toBeCloseTo(10, 4);
+      expect(values.consumption).toBeCloseTo(readAt(profile, '10', 9, 'consumption'), 2);
+    } finally {
+      await reader.close();
+      await server.close();
+      await pty.close();
+    }
   });
 });
