@@ -198,6 +198,24 @@ function rssMb(pid: number): number {
   return Number(kb) / 1024;
 }
 
+/**
+ * What the RSS is made of: pages private to the process (its heap, code, native buffers) and
+ * the node executable's own pages, which every Node process on the box shares.
+ */
+function memoryComposition(pid: number): { privateMb: number; nodeBinaryMb: number } {
+  let privateKb = 0;
+  let nodeKb = 0;
+  let inNode = false;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inNode = line.endsWith(process.execPath);
+    const privatePages = /^Private_(?:Clean|Dirty):\s+(\d+) kB/.exec(line);
+    if (privatePages) privateKb += Number(privatePages[1]);
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss && inNode) nodeKb += Number(rss[1]);
+  }
+  return { privateMb: privateKb / 1024, nodeBinaryMb: nodeKb / 1024 };
+}
+
 /** NODE_OPTIONS as the systemd unit sets them, so the agent is measured as it is installed. */
 function unitNodeOptions(): string {
   const unit = readFileSync(
@@ -310,6 +328,7 @@ utilities:
     await new Promise((r) => setTimeout(r, 1000));
     samples.push(rssMb(pid));
   }
+  const composition = memoryComposition(pid);
   child.kill('SIGTERM');
   const code = await exited;
   await buyer.close();
@@ -318,6 +337,7 @@ utilities:
   await broker.close();
   rmSync(dir, { recursive: true, force: true });
   if (code !== 0) throw new Error(`eip-edge run exited with ${code} on SIGTERM`);
+  const { privateMb, nodeBinaryMb } = composition;
   const window = Math.max(1, Math.min(60, Math.floor(samples.length / 3)));
   const median = (xs: number[]) => percentile(xs, 0.5);
   const first = median(samples.slice(0, window));
@@ -337,6 +357,13 @@ utilities:
       `peak ${peak.toFixed(0)} MB`,
       `${(((last - first) / first) * 100).toFixed(1)}% vs first ${window} s`,
       `goal <= 80 MB: ${last <= 80 ? 'met' : 'missed'}; ${readings} readings, ${agreements} agreements`,
+    ],
+    [
+      '  of it, at the end: private to the agent / the node executable mapped (shared)',
+      `${privateMb.toFixed(0)} MB`,
+      `${nodeBinaryMb.toFixed(0)} MB`,
+      '',
+      'from /proc/PID/smaps',
     ],
   ];
 }
