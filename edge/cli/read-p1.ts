@@ -28,7 +28,13 @@ export async function readP1Once(options: ReadP1Options): Promise<P1Reading> {
       options.onProblem(error.message);
     },
   });
-  await source.start();
+  try {
+    await source.start();
+  } catch (error) {
+    // A wrong device path fails at once; the source would otherwise keep trying to reopen it.
+    await source.stop();
+    throw error;
+  }
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {

@@ -213,6 +213,11 @@ describe.skipIf(!RUN_PTY_SUITES)('eip-edge read-p1 (pseudo-terminal)', () => {
   it('shows one telegram, names the refused ones, and says what to check when none comes', async () => {
     const pty = await openPtyPair();
     try {
+      const missing = await run(['read-p1', '--device', '/dev/no-such-p1']);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(
+        /^eip-edge: P1 meter at \/dev\/no-such-p1: cannot open the P1 port: .+\n$/,
+      );
       const quiet = await run(['read-p1', '--device', pty.b, '--timeout', '300']);
       expect(quiet.code).toBe(1);
       expect(quiet.stderr).toBe(
