@@ -138,10 +138,11 @@ export class EdgeAgent {
     client.on('connect', () => {
       logger.info({ url: config.mqtt.url }, 'connected to the broker');
       client.publish(statusTopic, status('online'), { qos: 1, retain: true });
+      // Started on the first connection, not before: until then every try would fail and warn.
+      forwarder.start();
       forwarder.reconnected();
     });
     client.on('error', (error) => logger.warn({ err: error }, 'MQTT connection problem'));
-    forwarder.start();
 
     this.startMeters(client);
     this.startUtilities();

@@ -118,8 +118,11 @@ export class Forwarder {
         failures++;
         this.counters.failures++;
         const delayMs = Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** (failures - 1));
-        this.logger.warn(
-          { err: error, failures, delayMs },
+        // Once per outage at warn, then debug: a broker away for an hour is one line, not 100.
+        const log = failures === 1 ? this.logger.warn : this.logger.debug;
+        log.call(
+          this.logger,
+          { code: isEipError(error) ? error.code : undefined, failures, delayMs },
           `outbox forwarding stopped: ${(error as Error).message}; trying again in ${delayMs} ms`,
         );
         this.backingOff = true;
