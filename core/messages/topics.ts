@@ -26,6 +26,14 @@ interface TopicDefinition {
   readonly qos: 0 | 1;
   /** Topic levels that must equal a payload field: a message cannot claim another sender. */
   readonly bind: Readonly<Record<string, string>>;
+  /**
+   * For the broker's ACL. `sender`: the level an edge publishing this must fill with its own
+   * prosumer id (null when edges do not publish it). `audience`: the level an edge subscribing
+   * must fill with its own id, so it reads only what is addressed to it; null when every edge
+   * may read the topic (or none does: see `subscribers`).
+   */
+  readonly sender: string | null;
+  readonly audience: string | null;
 }
 
 export const TOPICS = {
@@ -38,6 +46,8 @@ export const TOPICS = {
     retained: true,
     qos: 1,
     bind: { prosumer: 'prosumer' },
+    sender: 'prosumer',
+    audience: null,
   },
   refusal: {
     pattern: `${TOPIC_ROOT}/agents/{prosumer}/errors`,
@@ -48,6 +58,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: {},
+    sender: null,
+    audience: 'prosumer',
   },
   agreementStatus: {
     pattern: `${TOPIC_ROOT}/agents/{prosumer}/agreements`,
@@ -59,6 +71,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: {},
+    sender: null,
+    audience: 'prosumer',
   },
   deliveryConfirmation: {
     pattern: `${TOPIC_ROOT}/agents/{prosumer}/deliveries`,
@@ -70,6 +84,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: {},
+    sender: null,
+    audience: 'prosumer',
   },
   meterReading: {
     pattern: `${TOPIC_ROOT}/meters/{prosumer}/{meter}/reading`,
@@ -80,6 +96,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: { prosumer: 'prosumer', meter: 'meter' },
+    sender: 'prosumer',
+    audience: null,
   },
   deliveryReport: {
     pattern: `${TOPIC_ROOT}/meters/{prosumer}/{meter}/delivery`,
@@ -90,6 +108,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: { meter: 'meter' },
+    sender: 'prosumer',
+    audience: null,
   },
   balance: {
     pattern: `${TOPIC_ROOT}/balances/{prosumer}/{utility}`,
@@ -100,6 +120,8 @@ export const TOPICS = {
     retained: false,
     qos: 0,
     bind: { prosumer: 'prosumer', utility: 'utility' },
+    sender: 'prosumer',
+    audience: null,
   },
   negotiationRequest: {
     pattern: `${TOPIC_ROOT}/market/{utility}/requests/{prosumer}`,
@@ -111,6 +133,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: { utility: 'utility', prosumer: 'prosumer' },
+    sender: 'prosumer',
+    audience: null,
   },
   providerTrade: {
     pattern: `${TOPIC_ROOT}/market/{utility}/provider/{prosumer}`,
@@ -122,6 +146,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: { utility: 'utility', prosumer: 'prosumer' },
+    sender: 'prosumer',
+    audience: null,
   },
   willToNegotiate: {
     pattern: `${TOPIC_ROOT}/negotiations/{to}/{from}/will`,
@@ -132,6 +158,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: { from: 'prosumer' },
+    sender: 'from',
+    audience: 'to',
   },
   offer: {
     pattern: `${TOPIC_ROOT}/negotiations/{to}/{from}/offer`,
@@ -142,6 +170,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: {},
+    sender: 'from',
+    audience: 'to',
   },
   agreementProposal: {
     pattern: `${TOPIC_ROOT}/negotiations/{to}/{from}/agreement`,
@@ -152,6 +182,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: {},
+    sender: 'from',
+    audience: 'to',
   },
   countersigned: {
     pattern: `${TOPIC_ROOT}/negotiations/{to}/{from}/countersigned`,
@@ -163,6 +195,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: {},
+    sender: 'from',
+    audience: 'to',
   },
   breakOff: {
     pattern: `${TOPIC_ROOT}/negotiations/{to}/{from}/break-off`,
@@ -173,6 +207,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: { from: 'prosumer' },
+    sender: 'from',
+    audience: 'to',
   },
   agreement: {
     pattern: `${TOPIC_ROOT}/agreements/{prosumer}`,
@@ -183,6 +219,8 @@ export const TOPICS = {
     retained: false,
     qos: 1,
     bind: {},
+    sender: 'prosumer',
+    audience: null,
   },
 } as const satisfies Record<string, TopicDefinition>;
 
