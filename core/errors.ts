@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   'INVALID_SIGNATURE',
   /** Reading or writing a file failed. */
   'IO_ERROR',
+  /** A client may not do this: log in with these credentials, or publish or read this topic. */
+  'UNAUTHORIZED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
