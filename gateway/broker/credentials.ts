@@ -29,17 +29,31 @@ const password = z
   .string()
   .regex(HASH_PATTERN, 'must be an scrypt hash from `eip-gateway passwd`, never the password');
 
+/** A password hash, or `certificate: true` for a client whose TLS certificate names it. */
+const login = {
+  password: password.optional(),
+  certificate: z.boolean().default(false),
+};
+const hasLogin = (entry: { password?: string | undefined; certificate: boolean }) =>
+  entry.password !== undefined || entry.certificate;
+const noLogin = { message: 'needs a password hash or certificate: true', path: ['password'] };
+
 const client = z.discriminatedUnion('role', [
-  z.strictObject({ role: z.literal('operator'), password }),
-  z.strictObject({ role: z.literal('prosumer'), password }),
-  z.strictObject({ role: z.literal('meter'), prosumer: id, meter: id, password }),
+  z.strictObject({ role: z.literal('operator'), ...login }).refine(hasLogin, noLogin),
+  z.strictObject({ role: z.literal('prosumer'), ...login }).refine(hasLogin, noLogin),
+  z
+    .strictObject({ role: z.literal('meter'), prosumer: id, meter: id, ...login })
+    .refine(hasLogin, noLogin),
 ]);
 
 const fileSchema = z.strictObject({ clients: z.record(id, client) });
+type Entry = z.output<typeof client>;
 
 export interface Credentials {
   /** The principal a user name and password stand for, or null for either wrong. */
   check(username: string | undefined, password: Buffer | undefined): Promise<Principal | null>;
+  /** The principal of a client whose certificate (verified by the broker's CA) names it. */
+  byCertificate(name: string): Principal | null;
   readonly size: number;
 }
 
@@ -90,15 +104,23 @@ export function parseCredentials(text: string, where: string): Credentials {
   const clients = new Map(Object.entries(parsed.data.clients));
   // Every check costs a hash, even for an unknown user, so timing does not tell which users exist.
   const decoy = `scrypt:${COST.N}:${COST.r}:${COST.p}:${randomBytes(16).toString('base64')}:${randomBytes(KEY_BYTES).toString('base64')}`;
+  const principal = (name: string, entry: Entry): Principal =>
+    entry.role === 'operator'
+      ? { role: 'operator', name }
+      : entry.role === 'prosumer'
+        ? { role: 'prosumer', prosumer: name }
+        : { role: 'meter', prosumer: entry.prosumer, meter: entry.meter };
   return {
     size: clients.size,
     async check(username, secret) {
       const entry = username === undefined ? undefined : clients.get(username);
       const ok = await verifyPassword(entry?.password ?? decoy, secret ?? Buffer.alloc(0));
-      if (!ok || !entry || username === undefined) return null;
-      if (entry.role === 'operator') return { role: 'operator', name: username };
-      if (entry.role === 'prosumer') return { role: 'prosumer', prosumer: username };
-      return { role: 'meter', prosumer: entry.prosumer, meter: entry.meter };
+      if (!ok || !entry?.password || username === undefined) return null;
+      return principal(username, entry);
+    },
+    byCertificate(name) {
+      const entry = clients.get(name);
+      return entry?.certificate ? principal(name, entry) : null;
     },
   };
 }

@@ -38,7 +38,7 @@ function connect(
   password: string | undefined,
   extra: IClientOptions = {},
 ) {
-  const client = mqtt.connect(broker.url, {
+  const client = mqtt.connect(broker.urls.tcp ?? '', {
     reconnectPeriod: 0,
     ...(username !== undefined && { username }),
     ...(password !== undefined && { password }),
