@@ -1,6 +1,6 @@
 /**
- * `eip-gateway`: the gateway's command line. For now it deploys the market contracts; the broker,
- * relay and dashboard join it later. A thin composition root: flags in, modules wired, one line
+ * `eip-gateway`: the gateway's command line. For now it deploys the market contracts and hashes
+ * broker passwords; running the broker, relay and dashboard joins it later. A thin composition root: flags in, modules wired, one line
  * per failure (see core/cli.ts).
  */
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { isAddress, JsonRpcProvider, NonceManager, Wallet } from 'ethers';
 import { commandOutput, type Io, reportFailure } from '../../core/cli.js';
 import { EipError } from '../../core/errors.js';
+import { hashPassword } from '../broker/credentials.js';
 import { ANVIL_CHAIN_ID, ANVIL_DEV_KEY } from '../chain/anvil.js';
 import { DEFAULT_GRACE_PERIOD, deployMarkets, MAX_GRACE_PERIOD } from '../chain/deploy.js';
 import { writeManifest } from '../chain/manifest.js';
@@ -16,6 +17,7 @@ import { writeManifest } from '../chain/manifest.js';
 /** Anvil's default address: `npx anvil` serves it. */
 export const DEFAULT_RPC = 'http://127.0.0.1:8545';
 export const KEY_ENV = 'EIP_DEPLOYER_KEY';
+export const PASSWORD_ENV = 'EIP_BROKER_PASSWORD';
 
 interface DeployFlags {
   readonly rpc: string;
@@ -30,6 +32,23 @@ function program(io: Io, env: NodeJS.ProcessEnv): Command {
     .description('Gateway of the eco-industrial park utility market.')
     .exitOverride()
     .configureOutput(commandOutput(io));
+
+  root
+    .command('passwd')
+    .summary("hash a device's broker password for the credentials file")
+    .description(
+      `Print the scrypt hash of the password in $${PASSWORD_ENV}, for a client's "password:" in the broker's credentials file. The password itself never goes in the file, nor on a command line.`,
+    )
+    .action(async () => {
+      const secret = env[PASSWORD_ENV];
+      if (secret === undefined || secret.length < 12) {
+        throw new EipError(
+          'INVALID_ARGUMENT',
+          `put the password (12 characters at least) in $${PASSWORD_ENV}`,
+        );
+      }
+      io.stdout.write(`${await hashPassword(secret)}\n`);
+    });
 
   root
     .command('deploy')

@@ -1,9 +1,12 @@
+/** Broker credentials: scrypt hashes, the file format and its errors, and `eip-gateway passwd`. */
 import { describe, expect, it } from 'vitest';
 import {
   hashPassword,
   parseCredentials,
   verifyPassword,
 } from '../../gateway/broker/credentials.js';
+import { main } from '../../gateway/cli/program.js';
+import { capture } from '../support/capture.js';
 
 describe('broker credentials', () => {
   it('hash a password with a fresh salt and verify only that password', async () => {
@@ -63,5 +66,32 @@ describe('broker credentials', () => {
     expect(message).toMatch(/clients\.a-chp\.prosumer/);
     expect(message).not.toMatch(/hunter2/);
     expect(() => parseCredentials('clients: [', 'c.yaml')).toThrow(/^c\.yaml: not YAML/);
+  });
+});
+
+describe('eip-gateway passwd', () => {
+  const run = (env: NodeJS.ProcessEnv) => capture((io) => main(['passwd'], io, env));
+
+  it('prints a hash the broker accepts for that password, and never the password', async () => {
+    const { code, stdout, stderr } = await run({ EIP_BROKER_PASSWORD: 'a long enough secret' });
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    const hash = stdout.trim();
+    expect(hash).not.toContain('secret');
+    expect(await verifyPassword(hash, Buffer.from('a long enough secret'))).toBe(true);
+    const credentials = parseCredentials(
+      `clients:\n  plant-a: { role: prosumer, password: "${hash}" }\n`,
+      'c.yaml',
+    );
+    expect(await credentials.check('plant-a', Buffer.from('a long enough secret'))).not.toBeNull();
+  });
+
+  it('wants the password in the environment, long enough', async () => {
+    for (const env of [{}, { EIP_BROKER_PASSWORD: 'short' }]) {
+      const { code, stderr } = await run(env);
+      expect(code).toBe(2);
+      expect(stderr).toBe(
+        'eip-gateway: put the password (12 characters at least) in $EIP_BROKER_PASSWORD\n',
+      );
+    }
   });
 });
