@@ -9,9 +9,21 @@
  *   level; it subscribes only to topics edges read, with its own id in the audience level, so it
  *   reads only what is addressed to it (and what is public, such as requests and presence).
  * - A meter publishes only its own readings and delivery reports, and reads nothing.
+ * - Each plant has a private subtree, `eip/v1/plants/PROSUMER/...`, outside the catalogue: its
+ *   devices (MQTT meters such as a tank level sensor, with the prosumer's or a meter's login)
+ *   publish there and its agent reads there; no other plant can do either.
  * - Nobody publishes into `$SYS` or anything else outside the catalogue.
  */
-import { matchTopic, TOPIC_NAMES, TOPICS } from '../../core/messages/topics.js';
+import { matchTopic, TOPIC_NAMES, TOPIC_ROOT, TOPICS } from '../../core/messages/topics.js';
+
+const PLANTS = `${TOPIC_ROOT}/plants/`;
+
+/** The plant whose private subtree `topic` (or a filter) lies in, if any. */
+function plantOf(topic: string): string | undefined {
+  if (!topic.startsWith(PLANTS)) return undefined;
+  const [plant, ...rest] = topic.slice(PLANTS.length).split('/');
+  return rest.length > 0 && plant ? plant : undefined;
+}
 
 export type Principal =
   | { readonly role: 'operator'; readonly name: string }
@@ -29,6 +41,11 @@ export function describePrincipal(principal: Principal): string {
 
 export function mayPublish(principal: Principal, topic: string): Verdict {
   if (topic.startsWith('$')) return `nobody publishes into ${topic.split('/')[0]}`;
+  const plant = plantOf(topic);
+  if (plant !== undefined) {
+    if (principal.role === 'operator' || principal.prosumer === plant) return null;
+    return `${topic} is in plant "${plant}"'s own subtree`;
+  }
   const matched = matchTopic(topic);
   if (!matched) return `${topic} is not a topic of the park`;
   if (principal.role === 'operator') return null;
@@ -51,6 +68,8 @@ export function mayPublish(principal: Principal, topic: string): Verdict {
 export function mayRead(principal: Principal, topic: string): boolean {
   if (principal.role === 'operator') return true;
   if (principal.role === 'meter' || topic.startsWith('$')) return false;
+  const plant = plantOf(topic);
+  if (plant !== undefined) return plant === principal.prosumer;
   const matched = matchTopic(topic);
   if (!matched) return false;
   const definition = TOPICS[matched.name];
@@ -73,6 +92,8 @@ export function maySubscribe(principal: Principal, filter: string): Verdict {
   if (principal.role === 'operator') return null;
   if (principal.role === 'meter') return 'a meter reads nothing';
   if (filter.startsWith('$')) return `only the operator reads ${filter.split('/')[0]}`;
+  // Anything under its own plant's subtree, '#' included.
+  if (plantOf(filter) === principal.prosumer) return null;
   const levels = filter.split('/');
   if (levels.includes('#')) return `"#" reaches beyond what a prosumer may read`;
   const fits = compiled.some(({ definition, levels: pattern }) => {

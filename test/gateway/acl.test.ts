@@ -107,3 +107,21 @@ describe('publishing outside the catalogue', () => {
     );
   });
 });
+
+describe("a plant's own subtree", () => {
+  it('is written and read by that plant (and its meters) only', () => {
+    const tank = 'eip/v1/plants/plant-a/tank/level';
+    expect(mayPublish(a, tank)).toBeNull();
+    expect(mayPublish(meterOfA, tank)).toBeNull();
+    expect(mayPublish(operator, tank)).toBeNull();
+    expect(mayPublish(b, tank)).toBe(`${tank} is in plant "plant-a"'s own subtree`);
+    expect(mayRead(a, tank)).toBe(true);
+    expect(mayRead(b, tank)).toBe(false);
+    expect(mayRead(meterOfA, tank)).toBe(false);
+    expect(maySubscribe(a, 'eip/v1/plants/plant-a/#')).toBeNull();
+    expect(maySubscribe(b, 'eip/v1/plants/plant-a/#')).not.toBeNull();
+    expect(maySubscribe(b, 'eip/v1/plants/+/tank/level')).not.toBeNull();
+    expect(maySubscribe(b, 'eip/v1/plants/#')).not.toBeNull();
+    expect(mayPublish(a, 'eip/v1/plants/plant-a')).toMatch(/not a topic of the park/);
+  });
+});

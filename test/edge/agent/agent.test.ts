@@ -1,6 +1,7 @@
 /**
- * Two edge agents in a park on loopback: a real broker (aedes), a Modbus TCP meter simulator and
- * MQTT meters. The biogas plant has 100 m3 above its holder's reserve, the other plant needs
+ * Two edge agents in a park on loopback: the park broker with its logins and ACL, as the gateway
+ * runs it, so everything an agent publishes and subscribes to is shown to be allowed; a Modbus TCP
+ * meter simulator and MQTT meters in each plant's own subtree. The biogas plant has 100 m3 above its holder's reserve, the other plant needs
  * 150 m3; each polls, publishes readings with sequence numbers, computes its balance per step,
  * and their policies find each other and agree, and the countersigned agreement reaches the
  * broker for the gateway. Health and metrics are served over HTTP.
@@ -17,8 +18,9 @@ import { decodeMessage, type Payload } from '../../../core/messages/topics.js';
 import { EdgeAgent } from '../../../edge/agent/agent.js';
 import { parseConfig } from '../../../edge/config/load.js';
 import { loadProfile } from '../../../edge/meters/profiles.js';
+import { type ParkBroker, startParkBroker } from '../../../gateway/broker/broker.js';
+import { hashPassword, parseCredentials } from '../../../gateway/broker/credentials.js';
 import { type MeterServer, startMeterServer } from '../../../simulators/meters/meter-server.js';
-import { startBroker, type TestBroker } from '../../support/broker.js';
 import { until } from '../../support/until.js';
 
 const MARKET = '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0';
@@ -43,40 +45,66 @@ negotiation: { discovery_ms: 200, round_timeout_ms: 2000 }
 ${extra}`;
 }
 
-let broker: TestBroker;
+let broker: ParkBroker;
+let url: string;
+/** Each login's password is its name backwards: this is a test. */
+const login = (name: string) => ({ username: name, password: [...name].reverse().join('') });
 let meter: MeterServer;
 let dir: string;
 const agents: EdgeAgent[] = [];
+const clients: mqtt.MqttClient[] = [];
 const seen: { topic: string; payload: Buffer }[] = [];
 
 beforeAll(async () => {
-  broker = await startBroker();
+  const names = ['digester', 'brewery', 'gateway'];
+  const [digester, brewery, gateway] = await Promise.all(
+    names.map((name) => hashPassword(login(name).password)),
+  );
+  broker = await startParkBroker({
+    credentials: parseCredentials(
+      `clients:
+  digester: { role: prosumer, password: "${digester}" }
+  brewery: { role: prosumer, password: "${brewery}" }
+  gateway: { role: operator, password: "${gateway}" }
+`,
+      'credentials.yaml',
+    ),
+    tcp: { host: '127.0.0.1', port: 0 },
+  });
+  url = broker.urls.tcp ?? '';
   meter = await startMeterServer({
     profile: loadProfile('eastron-sdm630'),
     link: { kind: 'tcp', host: '127.0.0.1', port: 0 },
     units: [1],
   });
   dir = mkdtempSync(join(tmpdir(), 'eip-agent-'));
-  const observer = await broker.connect();
+  const observer = await mqtt.connectAsync(url, { ...login('gateway'), reconnectPeriod: 0 });
+  clients.push(observer);
   await observer.subscribeAsync('eip/v1/#', { qos: 1 });
   observer.on('message', (topic, payload) => seen.push({ topic, payload }));
 });
 
 afterAll(async () => {
   for (const agent of agents) await agent.stop();
+  for (const client of clients) await client.endAsync(true);
   await meter.close();
   await broker.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 function start(text: string, key: string): EdgeAgent {
+  const config = parseConfig(text, 'test.yaml');
   const agent = new EdgeAgent({
-    config: parseConfig(text, 'test.yaml'),
+    config,
     baseDir: dir,
     logger: silentLogger,
     identity: async () => new Wallet(key),
     connectMqtt: ({ will }) =>
-      mqtt.connect(broker.url, { will: { ...will, qos: 1, retain: true }, reconnectPeriod: 200 }),
+      mqtt.connect(url, {
+        ...login(config.prosumer),
+        will: { ...will, qos: 1, retain: true },
+        reconnectPeriod: 200,
+      }),
   });
   agents.push(agent);
   return agent;
@@ -90,13 +118,13 @@ describe('edge agents in a park on loopback', () => {
     const seller = start(
       config(
         'digester',
-        broker.url,
+        url,
         'seller-data',
         `
 buses: { lan: { type: tcp, address: "127.0.0.1:${port}" } }
 meters:
   chp: { type: modbus, bus: lan, unit: 1, profile: eastron-sdm630 }
-  holder: { type: mqtt, topic: plant/holder, unit: m3 }
+  holder: { type: mqtt, topic: eip/v1/plants/digester/holder, unit: m3 }
 utilities:
   biogas:
     storage: { level: holder.value, capacity: 200, reserve: 20 }
@@ -110,11 +138,11 @@ utilities:
     const buyer = start(
       config(
         'brewery',
-        broker.url,
+        url,
         'buyer-data',
         `
 meters:
-  tank: { type: mqtt, topic: brewery/tank, path: level.m3, unit: m3 }
+  tank: { type: mqtt, topic: eip/v1/plants/brewery/tank, path: level.m3, unit: m3 }
 utilities:
   biogas:
     storage: { level: tank.value, capacity: 300, reserve: 160 }
@@ -126,12 +154,19 @@ utilities:
       buyerKey,
     );
     await Promise.all([seller.start(), buyer.start()]);
-    const plant = await broker.connect();
+    // Each plant's level sensor, with its plant's login, in its plant's subtree.
+    const sensor = (name: string) =>
+      mqtt.connectAsync(url, { ...login(name), clientId: `${name}-sensor`, reconnectPeriod: 0 });
+    const digesterSensor = await sensor('digester');
+    const brewerySensor = await sensor('brewery');
+    clients.push(digesterSensor, brewerySensor);
     const levels = setInterval(() => {
-      void plant.publishAsync('plant/holder', '120', { retain: true });
-      void plant.publishAsync('brewery/tank', JSON.stringify({ level: { m3: 10 } }), {
-        retain: true,
-      });
+      void digesterSensor.publishAsync('eip/v1/plants/digester/holder', '120', { retain: true });
+      void brewerySensor.publishAsync(
+        'eip/v1/plants/brewery/tank',
+        JSON.stringify({ level: { m3: 10 } }),
+        { retain: true },
+      );
     }, 200);
     try {
       await until(
@@ -190,5 +225,8 @@ utilities:
     expect(metrics).toMatch(/^eip_edge_readings_total \d+/m);
     expect(metrics).toMatch(/^eip_edge_negotiations_total\{outcome="(agreed|proposed)"\} 1/m);
     expect(metrics).toMatch(/^eip_edge_process_resident_memory_bytes \d+/m);
+
+    // Nothing either agent did was refused by the park's ACL.
+    expect(broker.counters).toMatchObject({ refusedPublishes: 0, refusedSubscriptions: 0 });
   }, 30_000);
 });
