@@ -3,7 +3,7 @@
  * name, exit code 2 for bad usage and 1 for anything else, stack traces only on request
  * (EIP_DEBUG=1). Output streams are passed in, so tools run in-process in tests.
  */
-import { type ErrorCode, isEipError } from './errors.js';
+import { EipError, type ErrorCode, isEipError } from './errors.js';
 
 export interface Io {
   readonly stdout: { write(text: string): unknown };
@@ -111,4 +111,25 @@ export function listenForStop(): StopSignal {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   return { stopped, dispose };
+}
+
+/**
+ * HOST:PORT as an installer types it (an IPv6 host in brackets). `listener`: port 0, any free
+ * port, is allowed. `what` names the flag or key in the error.
+ */
+export function parseHostPort(
+  text: string,
+  what: string,
+  options: { listener?: boolean } = {},
+): { host: string; port: number } {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  const lowest = options.listener ? 0 : 1;
+  if (!match?.[1] || !Number.isInteger(port) || port < lowest || port > 65535) {
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      `${what}: "${text}" is not HOST:PORT (port ${lowest} to 65535)`,
+    );
+  }
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }

@@ -9,6 +9,7 @@
  */
 import { resolve } from 'node:path';
 import type { MqttClient } from 'mqtt';
+import { parseHostPort } from '../../core/cli.js';
 import { isEipError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { DigestSigner } from '../../core/messages/ecdsa.js';
@@ -18,7 +19,6 @@ import { encodePayload, type Payload, type TopicName, topic } from '../../core/m
 import { type Milli, milli } from '../../core/units.js';
 import { getUtility, type UtilityId } from '../../core/utilities.js';
 import { BalanceTracker, type CounterValue } from '../balance/balance.js';
-import { parseTcp } from '../cli/target.js';
 import { planReadings, unitFactor } from '../config/load.js';
 import type { EdgeConfig, MeterConfig } from '../config/schema.js';
 import { MqttMeterSource } from '../meters/mqtt-meter.js';
@@ -148,11 +148,8 @@ export class EdgeAgent {
     this.startUtilities();
     this.defineMetrics();
     if (config.health !== false) {
-      // Not parseTcp: port 0 (any free port) is fine for a listener.
-      const listen = config.health.listen;
-      const at = listen.lastIndexOf(':');
       this.health = await startHealthServer(
-        { host: listen.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(listen.slice(at + 1)) },
+        parseHostPort(config.health.listen, 'health.listen', { listener: true }),
         this.metrics,
         () => this.report(),
       );
@@ -296,7 +293,7 @@ export class EdgeAgent {
       if (!busConfig) continue;
       const link =
         busConfig.type === 'tcp'
-          ? { kind: 'tcp' as const, ...parseTcp(busConfig.address) }
+          ? { kind: 'tcp' as const, ...parseHostPort(busConfig.address, `buses.${busId}.address`) }
           : {
               kind: 'rtu' as const,
               path: busConfig.device,

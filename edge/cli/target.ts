@@ -1,4 +1,5 @@
 /** Parsing the link (`--tcp HOST:PORT` or `--rtu DEVICE --baud N`) and `--unit` flags an installer types. */
+import { parseHostPort } from '../../core/cli.js';
 import { EipError } from '../../core/errors.js';
 import type { Link } from '../meters/modbus-client.js';
 import { BAUD_RATES, FRAMINGS, type Framing } from '../meters/serial-line.js';
@@ -16,7 +17,7 @@ export function parseLink(flags: {
       'give the meter as either --tcp HOST:PORT or --rtu DEVICE',
     );
   }
-  if (flags.tcp !== undefined) return { kind: 'tcp', ...parseTcp(flags.tcp) };
+  if (flags.tcp !== undefined) return { kind: 'tcp', ...parseHostPort(flags.tcp, '--tcp') };
   const baudRate = Number(flags.baud);
   if (!(BAUD_RATES as readonly number[]).includes(baudRate)) {
     throw new EipError(
@@ -32,15 +33,6 @@ export function parseLink(flags: {
     );
   }
   return { kind: 'rtu', path: flags.rtu as string, baudRate, framing: framing as Framing };
-}
-
-export function parseTcp(text: string): { host: string; port: number } {
-  const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
-  const port = Number(match?.[2]);
-  if (!match?.[1] || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new EipError('INVALID_ARGUMENT', `--tcp: "${text}" is not HOST:PORT (port 1 to 65535)`);
-  }
-  return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }
 
 /** Modbus unit ids: 1 to 247 address a device (0 is broadcast, 248+ reserved). */

@@ -1,15 +1,23 @@
 /**
- * `eip-gateway`: the gateway's command line. For now it deploys the market contracts and hashes
- * broker passwords; running the broker, relay and dashboard joins it later. A thin composition root: flags in, modules wired, one line
+ * `eip-gateway`: the gateway's command line. For now it deploys the market contracts, runs the
+ * park's broker alone and hashes its passwords; `run` (broker, relay, dashboard together) is next. A thin composition root: flags in, modules wired, one line
  * per failure (see core/cli.ts).
  */
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command } from 'commander';
 import { isAddress, JsonRpcProvider, NonceManager, Wallet } from 'ethers';
-import { commandOutput, type Io, reportFailure } from '../../core/cli.js';
+import {
+  commandOutput,
+  type Io,
+  listenForStop,
+  parseHostPort,
+  reportFailure,
+} from '../../core/cli.js';
 import { EipError } from '../../core/errors.js';
-import { hashPassword } from '../broker/credentials.js';
+import { createLogger } from '../../core/logger.js';
+import { startParkBroker } from '../broker/broker.js';
+import { hashPassword, loadCredentials } from '../broker/credentials.js';
 import { ANVIL_CHAIN_ID, ANVIL_DEV_KEY } from '../chain/anvil.js';
 import { DEFAULT_GRACE_PERIOD, deployMarkets, MAX_GRACE_PERIOD } from '../chain/deploy.js';
 import { writeManifest } from '../chain/manifest.js';
@@ -18,6 +26,16 @@ import { writeManifest } from '../chain/manifest.js';
 export const DEFAULT_RPC = 'http://127.0.0.1:8545';
 export const KEY_ENV = 'EIP_DEPLOYER_KEY';
 export const PASSWORD_ENV = 'EIP_BROKER_PASSWORD';
+
+interface BrokerFlags {
+  readonly credentials: string;
+  readonly tcp: string;
+  readonly ws?: string;
+  readonly tls?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly ca?: string;
+}
 
 interface DeployFlags {
   readonly rpc: string;
@@ -32,6 +50,52 @@ function program(io: Io, env: NodeJS.ProcessEnv): Command {
     .description('Gateway of the eco-industrial park utility market.')
     .exitOverride()
     .configureOutput(commandOutput(io));
+
+  root
+    .command('broker')
+    .summary("run the park's MQTT broker alone, with logins and the ACL")
+    .description(
+      "Run the park's MQTT broker until SIGINT or SIGTERM: every client logs in with the credentials file (see eip-gateway passwd) and the ACL of the topic catalogue applies. Logs JSON lines on stdout.",
+    )
+    .requiredOption('--credentials <file>', 'YAML file of clients, roles and password hashes')
+    .option('--tcp <host:port>', 'MQTT over TCP', '0.0.0.0:1883')
+    .option('--ws <host:port>', 'MQTT over WebSocket, path /mqtt')
+    .option('--tls <host:port>', 'MQTT over TLS (with --cert and --key)')
+    .option('--cert <file>', "the broker's TLS certificate (PEM)")
+    .option('--key <file>', "the broker's TLS key (PEM)")
+    .option('--ca <file>', 'CA whose client certificates log devices in without a password')
+    .action(async (flags: BrokerFlags) => {
+      const credentials = loadCredentials(flags.credentials);
+      if (flags.tls !== undefined && (flags.cert === undefined || flags.key === undefined))
+        throw new EipError('INVALID_ARGUMENT', '--tls needs --cert and --key');
+      const tcp = parseHostPort(flags.tcp, '--tcp', { listener: true });
+      const ws =
+        flags.ws === undefined ? undefined : parseHostPort(flags.ws, '--ws', { listener: true });
+      const tls =
+        flags.tls === undefined
+          ? undefined
+          : {
+              ...parseHostPort(flags.tls, '--tls', { listener: true }),
+              cert: flags.cert as string,
+              key: flags.key as string,
+              ...(flags.ca !== undefined && { ca: flags.ca }),
+            };
+      const logger = createLogger({ name: 'eip-gateway', destination: io.stdout });
+      const stop = listenForStop();
+      const broker = await startParkBroker({
+        credentials,
+        tcp,
+        ...(ws && { ws }),
+        ...(tls && { tls }),
+        logger,
+      }).catch((error: unknown) => {
+        stop.dispose();
+        throw error;
+      });
+      logger.info({ ...broker.urls, clients: credentials.size }, 'broker listening');
+      logger.info({ signal: await stop.stopped }, 'stopping');
+      await broker.close();
+    });
 
   root
     .command('passwd')
