@@ -101,7 +101,11 @@ export async function startParkBroker(options: ParkBrokerOptions): Promise<ParkB
           principals.set(client, principal);
           done(null, true);
         },
-        (error: Error) => done(Object.assign(error, { returnCode: BAD_CREDENTIALS }), false),
+        (error: Error) => {
+          counters.refusedLogins++;
+          logger.error({ client: client.id, err: error }, 'MQTT login could not be checked');
+          done(Object.assign(error, { returnCode: BAD_CREDENTIALS }), false);
+        },
       );
     },
     authorizePublish(client, packet, callback) {
