@@ -36,23 +36,27 @@ interface ScanFlags extends LinkFlags {
   readonly timeout: string;
 }
 
+/** The flags that name a Modbus link, as `read` and `scan` take them (see target.ts). */
+function withLink(command: Command): Command {
+  return command
+    .option('--tcp <host:port>', 'Modbus TCP address of the meter or RS-485-to-TCP converter')
+    .option('--rtu <device>', 'serial device of the RS-485 adapter (Modbus RTU)')
+    .option('--baud <rate>', 'RTU baud rate', '9600')
+    .option('--framing <bits>', 'RTU data bits, parity, stop bits: 8N1, 8E1, 8O1 or 8N2', '8N1');
+}
+
 function program(io: Io): Command {
   const root = new Command('eip-edge')
     .description('Edge agent of the eco-industrial park utility market.')
     .exitOverride()
     .configureOutput(commandOutput(io));
 
-  root
-    .command('read')
+  withLink(root.command('read'))
     .summary("read every quantity of a meter's profile once")
     .description(
       "Read every quantity of a meter's profile once, to check the wiring and the profile. Values are in the profile's units.",
     )
     .requiredOption('--profile <name>', 'meter profile (see eip-edge profiles)')
-    .option('--tcp <host:port>', 'Modbus TCP address of the meter or RS-485 converter')
-    .option('--rtu <device>', 'serial device of the RS-485 adapter (Modbus RTU)')
-    .option('--baud <rate>', 'RTU baud rate', '9600')
-    .option('--framing <bits>', 'RTU data bits, parity, stop bits: 8N1, 8E1, 8O1 or 8N2', '8N1')
     .option('--unit <id>', 'Modbus unit id', '1')
     .option('--timeout <ms>', 'per request', '1000')
     .option('--json', 'print {"quantity": value, ...}')
@@ -125,13 +129,8 @@ function program(io: Io): Command {
       );
     });
 
-  root
-    .command('scan')
+  withLink(root.command('scan'))
     .summary('list the unit ids that answer on a bus or at a converter')
-    .option('--tcp <host:port>', 'Modbus TCP address of the RS-485 converter or meter')
-    .option('--rtu <device>', 'serial device of the RS-485 adapter (Modbus RTU)')
-    .option('--baud <rate>', 'RTU baud rate', '9600')
-    .option('--framing <bits>', 'RTU data bits, parity, stop bits: 8N1, 8E1, 8O1 or 8N2', '8N1')
     .option('--units <list>', 'unit ids to try, e.g. 1-10,17', '1-247')
     .option('--timeout <ms>', 'per unit id', '300')
     .action(async (flags: ScanFlags) => {
