@@ -2,7 +2,8 @@
  * `npm run bench [-- SECTION...]`: negotiation throughput of the core engine in one process (one
  * core), then the gas each market operation costs on a real anvil chain (see gas.ts), then Modbus
  * RTU polling against the bus's own ceiling (see rtu.ts), the edge's outbox and the edge agent
- * (see outbox.ts and edge.ts). Naming sections (engine, gas, rtu, outbox, edge) runs only those.
+ * (see outbox.ts and edge.ts), and the park broker's login check (broker.ts). Naming sections
+ * (engine, gas, rtu, outbox, edge, broker) runs only those.
  *
  * A round is one time step in which both agents move (two offers, or an offer and the
  * acceptance). Each benchmark runs for about a second per sample, five samples, and reports the
@@ -15,6 +16,7 @@ import { psi, sigma } from '../../core/negotiation/strategy.js';
 import { textTable } from '../../core/text-table.js';
 import { CASE_STUDY } from '../../simulators/case-study.js';
 import { bilateral } from '../core/negotiation/setup.js';
+import { brokerTable } from './broker.js';
 import { edgeTable } from './edge.js';
 import { gasTable } from './gas.js';
 import { outboxTable } from './outbox.js';
@@ -122,6 +124,10 @@ const SECTIONS: Record<string, { title: string; table: () => string | Promise<st
   edge: {
     title: 'Edge agent: signed negotiation over MQTT, start-up, memory (see edge.ts)',
     table: edgeTable,
+  },
+  broker: {
+    title: "Park broker: checking a device's login",
+    table: brokerTable,
   },
 };
 

@@ -39,6 +39,13 @@ describe('broker credentials', () => {
       name: 'gw',
     });
     expect(await credentials.check('plant-a', Buffer.from('no'))).toBeNull();
+    // After a good login is remembered, a wrong password is still refused and the right one
+    // still accepted.
+    expect(await credentials.check('plant-a', Buffer.from('pw'))).not.toBeNull();
+    expect(await credentials.check('plant-a', Buffer.from('pw '))).toBeNull();
+    expect(await credentials.check('plant-a', Buffer.from(''))).toBeNull();
+    expect(await credentials.check('plant-a', Buffer.from('pw'))).not.toBeNull();
+    expect(await credentials.check('a-chp', Buffer.from('no'))).toBeNull();
     expect(await credentials.check('nobody', Buffer.from('pw'))).toBeNull();
     expect(await credentials.check(undefined, undefined)).toBeNull();
   });
