@@ -141,18 +141,6 @@ function lastSundayOneUtc(year: number, month: number): number {
  * say whether summer time is on (X = S, UTC+2) or not (W, UTC+1), so the hour that repeats when
  * summer time ends is still read right.
  */
-/**
- * DSMR 2.2/3 time stamps carry no S/W flag: the meter's Dutch local time. The flag is inferred
- * from the EU rule; in the hour that repeats when summer time ends, winter time is taken.
- */
-function withSeason(local: string): string {
-  const winter = parseP1Time(`${local}W`);
-  const year = 2000 + Number(local.slice(0, 2));
-  const summer =
-    winter - HOUR_MS >= lastSundayOneUtc(year, 2) && winter < lastSundayOneUtc(year, 9);
-  return `${local}${summer ? 'S' : 'W'}`;
-}
-
 export function parseP1Time(text: string): number {
   const match = /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)([SW])$/.exec(text);
   if (!match) throw telegramError(`"${text}" is not a time stamp YYMMDDhhmmssX`);
@@ -163,10 +151,26 @@ export function parseP1Time(text: string): number {
   return local - (match[7] === 'S' ? 2 : 1) * HOUR_MS;
 }
 
+/** Whether EU summer time is on at an instant (ms since the epoch). */
+function summerTimeAt(ms: number): boolean {
+  const year = new Date(ms).getUTCFullYear();
+  return ms >= lastSundayOneUtc(year, 2) && ms < lastSundayOneUtc(year, 9);
+}
+
+/**
+ * DSMR 2.2/3 time stamps carry no S/W flag: the meter's Dutch local time. Summer time is taken
+ * when the reading as summer time and as winter time both fall in it; so in the hour that repeats
+ * when summer time ends, winter time is taken.
+ */
+function withSeason(local: string): string {
+  const winter = parseP1Time(`${local}W`);
+  const summer = summerTimeAt(winter - HOUR_MS) && summerTimeAt(winter);
+  return `${local}${summer ? 'S' : 'W'}`;
+}
+
 /** Milliseconds since the epoch as a TST, to the second, in Dutch local time (see parseP1Time). */
 export function formatP1Time(ms: number): string {
-  const year = new Date(ms).getUTCFullYear();
-  const summer = ms >= lastSundayOneUtc(year, 2) && ms < lastSundayOneUtc(year, 9);
+  const summer = summerTimeAt(ms);
   const local = new Date(ms + (summer ? 2 : 1) * HOUR_MS);
   const two = (n: number) => String(n).padStart(2, '0');
   return `${two(local.getUTCFullYear() % 100)}${two(local.getUTCMonth() + 1)}${two(local.getUTCDate())}${two(local.getUTCHours())}${two(local.getUTCMinutes())}${two(local.getUTCSeconds())}${summer ? 'S' : 'W'}`;

@@ -18,13 +18,13 @@ export async function readP1Once(options: ReadP1Options): Promise<P1Reading> {
   const first = new Promise<P1Reading>((resolve) => {
     settle = resolve;
   });
-  const problems: string[] = [];
+  let refused = 0;
   const source = new P1Source({
     path: options.device,
     ...p1Line(options.baudRate),
     onTelegram: (reading) => settle(reading),
     onError: (error) => {
-      problems.push(error.message);
+      refused++;
       options.onProblem(error.message);
     },
   });
@@ -39,12 +39,12 @@ export async function readP1Once(options: ReadP1Options): Promise<P1Reading> {
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const seconds = options.timeoutMs / 1000;
+      const [other, otherBaud] =
+        options.baudRate === 115200 ? ['DSMR 2.2/3', 9600] : ['DSMR 4/5', 115200];
       const hint =
-        problems.length > 0
-          ? `${problems.length} refused on the way (above)`
-          : options.baudRate === 115200
-            ? 'nothing arrived: is the cable in and the port enabled? a DSMR 2.2/3 meter sends at --baud 9600'
-            : 'nothing arrived: is the cable in and the port enabled? a DSMR 4/5 meter sends at --baud 115200';
+        refused > 0
+          ? `${refused} refused on the way (above)`
+          : `nothing arrived: is the cable in and the port enabled? a ${other} meter sends at --baud ${otherBaud}`;
       reject(
         new EipError(
           'IO_ERROR',

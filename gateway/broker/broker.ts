@@ -69,6 +69,8 @@ export interface ParkBroker {
 const BAD_CREDENTIALS = 4;
 
 export async function startParkBroker(options: ParkBrokerOptions): Promise<ParkBroker> {
+  if (!options.tcp && !options.ws && !options.tls)
+    throw new EipError('INVALID_ARGUMENT', 'the broker needs at least one listener');
   const logger = options.logger ?? silentLogger;
   const counters: BrokerCounters = {
     refusedLogins: 0,
@@ -147,10 +149,15 @@ export async function startParkBroker(options: ParkBrokerOptions): Promise<ParkB
       return null;
     },
   });
-  if (!options.tcp && !options.ws && !options.tls)
-    throw new EipError('INVALID_ARGUMENT', 'the broker needs at least one listener');
   const servers: { close(callback: () => void): unknown }[] = [];
   const urls: { tcp?: string; ws?: string; tls?: string } = {};
+  // aedes.close() drops every connection; each server's close() then stops accepting.
+  const close = async () => {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await Promise.all(
+      servers.map((server) => new Promise((resolve) => server.close(() => resolve(undefined)))),
+    );
+  };
   try {
     if (options.tcp) {
       const server = createServer({ noDelay: true }, aedes.handle);
@@ -186,22 +193,14 @@ export async function startParkBroker(options: ParkBrokerOptions): Promise<ParkB
       servers.push(server);
     }
   } catch (error) {
-    await Promise.all(
-      servers.map((server) => new Promise((resolve) => server.close(() => resolve(undefined)))),
-    );
-    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await close();
     throw error;
   }
   return {
     aedes,
     urls,
     counters,
-    async close() {
-      await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      await Promise.all(
-        servers.map((server) => new Promise((resolve) => server.close(() => resolve(undefined)))),
-      );
-    },
+    close,
   };
 }
 
