@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   'IO_ERROR',
   /** A client may not do this: log in with these credentials, or publish or read this topic. */
   'UNAUTHORIZED',
+  /** The chain refused a transaction or call: it reverts (the contract's error is decoded). */
+  'CHAIN_REVERTED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -11,6 +11,8 @@ import { EipError } from '../core/errors.js';
 import { addressOf, type DecryptedKey, decryptKeystore } from './keystore.js';
 
 export const PRIVATE_KEY_ENV = 'EIP_EDGE_PRIVATE_KEY';
+/** The metering key's variable, for containers and tests (see meter_identity in the config). */
+export const METER_KEY_ENV = 'EIP_EDGE_METER_PRIVATE_KEY';
 export const PASSWORD_ENV = 'EIP_EDGE_KEYSTORE_PASSWORD';
 /** The name of the systemd credential (LoadCredential=keystore-password:FILE). */
 export const PASSWORD_CREDENTIAL = 'keystore-password';
@@ -36,6 +38,8 @@ export interface IdentitySource {
   readonly keystore?: string | undefined;
   readonly baseDir: string;
   readonly env?: Env;
+  /** The variable a plain key comes from without a keystore. */
+  readonly keyEnv?: string;
 }
 
 export async function loadIdentity(source: IdentitySource): Promise<DecryptedKey> {
@@ -67,22 +71,21 @@ export async function loadIdentity(source: IdentitySource): Promise<DecryptedKey
       );
     }
   }
-  const key = env[PRIVATE_KEY_ENV];
+  const keyEnv = source.keyEnv ?? PRIVATE_KEY_ENV;
+  const key = env[keyEnv];
   if (key !== undefined && key !== '') {
     const privateKey = key.startsWith('0x') ? key : `0x${key}`;
     if (!/^0x[0-9a-fA-F]{64}$/.test(privateKey))
-      throw new EipError(
-        'INVALID_ARGUMENT',
-        `$${PRIVATE_KEY_ENV} is not a 32-byte hex private key`,
-      );
+      throw new EipError('INVALID_ARGUMENT', `$${keyEnv} is not a 32-byte hex private key`);
     return {
-      address: addressOf(privateKey, `$${PRIVATE_KEY_ENV} is not a valid private key`),
+      address: addressOf(privateKey, `$${keyEnv} is not a valid private key`),
       privateKey,
     };
   }
+  const section = keyEnv === PRIVATE_KEY_ENV ? 'identity' : 'meter_identity';
   throw new EipError(
     'INVALID_ARGUMENT',
-    `no identity: set identity.keystore in the config (see eip-edge keystore new) or $${PRIVATE_KEY_ENV}`,
+    `no key: set ${section}.keystore in the config (see eip-edge keystore new) or $${keyEnv}`,
   );
 }
 

@@ -13,14 +13,22 @@ import { parseHostPort } from '../../core/cli.js';
 import { isEipError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { DigestSigner } from '../../core/messages/ecdsa.js';
-import { marketDomain } from '../../core/messages/eip712.js';
+import { type MarketDomain, marketDomain } from '../../core/messages/eip712.js';
 import { ID_PATTERN } from '../../core/messages/schemas.js';
-import { encodePayload, type Payload, type TopicName, topic } from '../../core/messages/topics.js';
+import {
+  decodeMessage,
+  encodePayload,
+  type Payload,
+  subscription,
+  type TopicName,
+  topic,
+} from '../../core/messages/topics.js';
 import { type Milli, milli } from '../../core/units.js';
 import { getUtility, type UtilityId } from '../../core/utilities.js';
 import { BalanceTracker, type CounterValue } from '../balance/balance.js';
 import { planReadings, unitFactor } from '../config/load.js';
 import type { EdgeConfig, MeterConfig } from '../config/schema.js';
+import { DeliveryReporter, type Way } from '../delivery/reporter.js';
 import { MqttMeterSource } from '../meters/mqtt-meter.js';
 import { P1Source, p1Line } from '../meters/p1-reader.js';
 import { Poller } from '../meters/poller.js';
@@ -41,6 +49,8 @@ export interface AgentDeps {
   /** Connects to the broker; MQTT.js's `connect` with the agent's options. */
   readonly connectMqtt: (options: { will: { topic: string; payload: string } }) => MqttClient;
   readonly identity: () => Promise<DigestSigner>;
+  /** The metering key that signs delivery reports; asked only when a utility has `delivery`. */
+  readonly meterIdentity?: () => Promise<DigestSigner>;
   /** A policy per utility; the rule-based one from the config by default. */
   readonly policies?: Partial<Record<UtilityId, Policy>>;
   readonly now?: () => number;
@@ -68,7 +78,13 @@ export class EdgeAgent {
   /** Each meter's utility, worked out once at start (readings arrive on a hot path). */
   private readonly meterUtility = new Map<string, UtilityId>();
   private readonly now: () => number;
-  private readonly counters = { readings: 0, steps: 0, providerTrades: 0, balanceUnknown: 0 };
+  private readonly counters = {
+    readings: 0,
+    steps: 0,
+    providerTrades: 0,
+    balanceUnknown: 0,
+    deliveries: 0,
+  };
   private readonly negotiationOutcomes = new Map<string, number>();
   private readonly buses = new Map<string, Bus>();
   private readonly pollers: { readonly poller: Poller; readonly meters: Map<string, string> }[] =
@@ -80,6 +96,9 @@ export class EdgeAgent {
   private forwarder: Forwarder | undefined;
   private client: MqttClient | undefined;
   private negotiator: Negotiator | undefined;
+  private reporter: DeliveryReporter | undefined;
+  /** `METER.QUANTITY` -> the utility and way of delivery it measures. */
+  private readonly deliveryRefs = new Map<string, { utility: UtilityId; way: Way }>();
   private health: HealthServer | undefined;
   private wallet: DigestSigner | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -96,6 +115,10 @@ export class EdgeAgent {
       for (const [ref] of planReadings(plan)) {
         const meter = ref.slice(0, ref.indexOf('.'));
         if (!this.meterUtility.has(meter)) this.meterUtility.set(meter, utility as UtilityId);
+      }
+      for (const way of ['export', 'import'] as const) {
+        const ref = plan.delivery?.[way];
+        if (ref) this.deliveryRefs.set(ref, { utility: utility as UtilityId, way });
       }
     }
   }
@@ -236,6 +259,8 @@ export class EdgeAgent {
       onAgreement: (signed) => this.send('agreement', { prosumer: config.prosumer }, signed),
       onOutcome: (outcome) => {
         const kind = outcome.result.kind;
+        if (outcome.result.kind === 'agreed')
+          this.reporter?.track(outcome.result.signed, outcome.role);
         this.negotiationOutcomes.set(kind, (this.negotiationOutcomes.get(kind) ?? 0) + 1);
         const state = this.utilities.find((u) => u.id === outcome.utility);
         if (!state) return;
@@ -245,6 +270,68 @@ export class EdgeAgent {
     });
     await negotiator.start();
     this.negotiator = negotiator;
+    await this.startDeliveryReports(client, markets);
+  }
+
+  /** Delivery reports, when a utility names its delivery counters and a metering key is set. */
+  private async startDeliveryReports(
+    client: MqttClient,
+    markets: Partial<Record<UtilityId, MarketDomain>>,
+  ): Promise<void> {
+    const { config, logger } = this.deps;
+    if (this.deliveryRefs.size === 0) return;
+    let signer: DigestSigner;
+    try {
+      if (!this.deps.meterIdentity) throw new Error('no metering key is configured');
+      signer = await this.deps.meterIdentity();
+    } catch (error) {
+      logger.error(
+        { code: isEipError(error) ? error.code : undefined },
+        `no delivery reports: ${(error as Error).message}`,
+      );
+      return;
+    }
+    const meterOf = new Map(
+      [...this.deliveryRefs].map(([ref, { utility, way }]) => [
+        `${utility}.${way}`,
+        ref.slice(0, ref.indexOf('.')),
+      ]),
+    );
+    this.reporter = new DeliveryReporter({
+      signer,
+      markets,
+      meterFor: (utility, way) => meterOf.get(`${utility}.${way}`),
+      send: (meter, report) =>
+        this.send('deliveryReport', { prosumer: config.prosumer, meter }, report),
+      file: resolve(this.deps.baseDir, config.data_dir, 'deliveries.json'),
+      logger,
+    });
+    const statuses = subscription('agreementStatus', { prosumer: config.prosumer });
+    const confirmations = subscription('deliveryConfirmation', { prosumer: config.prosumer });
+    client.on('message', (topicName, payload) => {
+      if (topicName !== statuses && topicName !== confirmations) return;
+      try {
+        const message = decodeMessage(topicName, payload);
+        if (message.name === 'agreementStatus') this.reporter?.status(message.payload);
+        else if (message.name === 'deliveryConfirmation') {
+          this.counters.deliveries++;
+          logger.info(
+            {
+              agreement: message.payload.agreement_id,
+              delivered: message.payload.delivered_milli / 1000,
+              contracted: message.payload.contracted_milli / 1000,
+              paid: message.payload.paid.toString(),
+              refunded: message.payload.refunded.toString(),
+            },
+            'delivery settled',
+          );
+        }
+      } catch (error) {
+        logger.warn({ topic: topicName }, `refused: ${(error as Error).message}`);
+      }
+    });
+    client.subscribe([statuses, confirmations], { qos: 1 });
+    logger.info({ meter_key: signer.address }, 'delivery reports enabled');
   }
 
   /** Writes a message to the outbox (durable before it counts as sent) and wakes the sender. */
@@ -391,6 +478,16 @@ export class EdgeAgent {
   /** A fresh reading: remembered for the balance and sent to the gateway with its own seq. */
   private record(meter: string, quantity: string, latest: Latest): void {
     this.latest.set(`${meter}.${quantity}`, latest);
+    const delivery = this.deliveryRefs.get(`${meter}.${quantity}`);
+    const factor = delivery && unitFactor(delivery.utility, latest.unit);
+    if (delivery && factor) {
+      this.reporter?.measure(
+        delivery.utility,
+        delivery.way,
+        Math.round(latest.value * factor * 1000),
+        latest.measuredAt,
+      );
+    }
     const utility = this.utilityOf(meter, quantity);
     if (!utility || !ID_PATTERN.test(quantity)) return;
     this.counters.readings++;

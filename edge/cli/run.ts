@@ -10,7 +10,7 @@ import { type Io, listenForStop } from '../../core/cli.js';
 import { createLogger } from '../../core/logger.js';
 import { EdgeAgent } from '../agent/agent.js';
 import { loadConfig } from '../config/load.js';
-import { loadIdentity } from '../identity.js';
+import { loadIdentity, METER_KEY_ENV } from '../identity.js';
 
 /** The package version, from the nearest package.json above this file (source or dist/). */
 function softwareVersion(): string | undefined {
@@ -46,6 +46,13 @@ export async function runAgent(file: string, io: Io, env = process.env): Promise
     logger,
     ...(version && { softwareVersion: version }),
     identity: () => loadIdentity({ keystore: config.identity.keystore, baseDir, env }),
+    meterIdentity: () =>
+      loadIdentity({
+        keystore: config.meter_identity?.keystore,
+        baseDir,
+        env,
+        keyEnv: METER_KEY_ENV,
+      }),
     connectMqtt: ({ will }) => {
       const password = env[config.mqtt.password_env];
       const client = mqtt.connect(config.mqtt.url, {

@@ -65,6 +65,10 @@ export function planReadings(plan: UtilityPlan): [string, (string | number)[]][]
     ...plan.production.map((r, i): [string, (string | number)[]] => [r, ['production', i]]),
     ...plan.consumption.map((r, i): [string, (string | number)[]] => [r, ['consumption', i]]),
     ...(plan.storage ? [[plan.storage.level, ['storage', 'level']] as [string, string[]]] : []),
+    ...(['export', 'import'] as const).flatMap((way): [string, string[]][] => {
+      const ref = plan.delivery?.[way];
+      return ref ? [[ref, ['delivery', way]]] : [];
+    }),
   ];
 }
 

@@ -155,6 +155,20 @@ const utilityPlan = z.strictObject({
     })
     .optional()
     .meta({ description: 'A store such as a gas holder: level reading, capacity, reserve' }),
+  delivery: z
+    .strictObject({
+      export: reading.optional().meta({
+        description: 'Counter of what leaves the plant to the park network: measures sales',
+      }),
+      import: reading.optional().meta({
+        description: 'Counter of what comes in from the park network: measures purchases',
+      }),
+    })
+    .optional()
+    .meta({
+      description:
+        "Counters at the plant's connection to the park network. With them, and a meter key, the agent signs delivery reports for its agreements; without them the counterpart's meter alone settles",
+    }),
   delivery_s: seconds('Length of the provision window offered', 7 * 86_400).default(3600),
   policy: rulesPolicy.meta({ description: 'How the agent decides each time step' }),
 });
@@ -172,6 +186,18 @@ export const configSchema = z.strictObject({
     })
     .default({})
     .meta({ description: "The plant's signing key" }),
+  meter_identity: z
+    .strictObject({
+      keystore: z.string().min(1).optional().meta({
+        description:
+          "Keystore of the key that signs delivery reports, registered by the park operator as this plant's meter key (same password sources as identity.keystore); without it, $EIP_EDGE_METER_PRIVATE_KEY",
+      }),
+    })
+    .optional()
+    .meta({
+      description:
+        'The metering key, kept apart from the trading key: it attests delivery, it cannot trade',
+    }),
   mqtt: z
     .strictObject({
       url: z

@@ -135,6 +135,8 @@ describe('identity', () => {
       /\$EIP_EDGE_PRIVATE_KEY is not a 32-byte hex private key$/,
     );
     await expect(broken).rejects.not.toThrow(/secret-ish/);
-    await expect(loadIdentity({ baseDir: dir, env: {} })).rejects.toThrow(/no identity/);
+    await expect(loadIdentity({ baseDir: dir, env: {} })).rejects.toThrow(
+      /no key: set identity.keystore/,
+    );
   });
 });

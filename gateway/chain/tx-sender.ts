@@ -1,0 +1,382 @@
+/**
+ * Sends the gateway's transactions from one key, many in flight, and follows each to its outcome.
+ *
+ * - Nonces are handed out here, in order, never by the node: with many transactions in flight a
+ *   node's pending count lags, and two transactions would get the same nonce (ethers' own
+ *   NonceManager has the same idea, without the persistence below).
+ * - Write-ahead: a transaction is signed and its raw bytes synced to disk before it is broadcast.
+ *   After a crash the same bytes are sent again, so the same nonce carries the same transaction
+ *   and nothing is sent twice under two nonces.
+ * - A transaction not mined after `replaceAfterMs` is signed again with the same nonce and fees
+ *   raised by 12.5% (nodes want at least 10% on both fees to replace one in their pool) and sent;
+ *   whichever of its versions is mined counts. This also re-sends it to a node that lost its pool
+ *   on restart.
+ * - Each call is estimated first: a call that would revert fails at once with the contract's
+ *   error decoded and takes no nonce, so one refused agreement cannot leave a gap that holds up
+ *   the others.
+ * - An outcome is reported after `confirmations` blocks (1: mined). The owner's `onOutcome` is
+ *   awaited before the record is deleted, so after a crash an outcome may be reported twice,
+ *   never lost; owners treat it idempotently.
+ */
+import {
+  type Interface,
+  isError,
+  type JsonRpcProvider,
+  keccak256,
+  type TransactionReceipt,
+  type Wallet,
+} from 'ethers';
+import { EipError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import type { JsonStore } from '../relay/store.js';
+
+export interface TxJob {
+  /** The owner's name for it, unique among transactions in flight (e.g. `open:0xID`). */
+  readonly key: string;
+  readonly to: string;
+  readonly data: string;
+}
+
+interface Attempt {
+  readonly hash: string;
+  readonly raw: string;
+  readonly maxFeePerGas: string;
+  readonly maxPriorityFeePerGas: string;
+  readonly sentAt: number;
+}
+
+export interface TxRecord extends TxJob {
+  readonly nonce: number;
+  readonly gasLimit: string;
+  readonly attempts: readonly Attempt[];
+}
+
+export type TxOutcome =
+  | {
+      readonly kind: 'confirmed';
+      readonly hash: string;
+      readonly blockNumber: number;
+      readonly receipt: TransactionReceipt;
+    }
+  | {
+      readonly kind: 'reverted';
+      readonly hash: string;
+      readonly blockNumber: number;
+      readonly reason: string;
+    };
+
+export interface TxSenderOptions {
+  readonly provider: JsonRpcProvider;
+  readonly wallet: Wallet;
+  readonly store: JsonStore<TxRecord>;
+  /** Interfaces whose custom errors a revert is decoded with. */
+  readonly errors: readonly Interface[];
+  readonly onOutcome: (key: string, outcome: TxOutcome) => Promise<void>;
+  readonly logger: Logger;
+  readonly confirmations?: number;
+  readonly replaceAfterMs?: number;
+  readonly pollMs?: number;
+  readonly now?: () => number;
+}
+
+export interface TxSenderCounters {
+  sent: number;
+  replaced: number;
+  confirmed: number;
+  reverted: number;
+  /** Calls refused at estimation: no transaction was sent. */
+  refused: number;
+}
+
+const BUMP_NUMERATOR = 1125n;
+const BUMP_DENOMINATOR = 1000n;
+/** Estimates are a node's guess at the current state; a little headroom absorbs drift. */
+const GAS_HEADROOM_PERCENT = 120n;
+const FEE_CACHE_MS = 1000;
+
+export class TxSender {
+  readonly counters: TxSenderCounters = {
+    sent: 0,
+    replaced: 0,
+    confirmed: 0,
+    reverted: 0,
+    refused: 0,
+  };
+  private nextNonce = -1;
+  private readonly confirmations: number;
+  private readonly replaceAfterMs: number;
+  private readonly pollMs: number;
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> = Promise.resolve();
+  private fees: { at: number; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | undefined;
+  private chainId = 0n;
+  private lastHead = -1;
+  private nodeDownSince: number | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: TxSenderOptions) {
+    this.confirmations = options.confirmations ?? 1;
+    this.replaceAfterMs = options.replaceAfterMs ?? 30_000;
+    this.pollMs = options.pollMs ?? 1000;
+    this.now = options.now ?? Date.now;
+  }
+
+  get address(): string {
+    return this.options.wallet.address;
+  }
+
+  /** Transactions sent and not yet reported. */
+  get inFlight(): number {
+    return this.options.store.size;
+  }
+
+  /** Picks up where a previous run stopped: its transactions are followed (and re-sent) again. */
+  async start(): Promise<void> {
+    this.chainId = (await this.options.provider.getNetwork()).chainId;
+    await this.syncNonce();
+    for (const record of this.options.store.values()) await this.broadcast(record);
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.polling;
+  }
+
+  /**
+   * Estimates, signs, stores and broadcasts `job`; resolves with its first hash once it is on
+   * disk and handed to the node (or queued to be, while the node is down). Rejects with
+   * CHAIN_REVERTED when the call would revert, or a retryable IO_ERROR when the node cannot be
+   * asked (nothing was sent then: the caller tries again later).
+   */
+  async send(job: TxJob): Promise<string> {
+    const { provider, wallet } = this.options;
+    let gas: bigint;
+    try {
+      gas = await provider.estimateGas({ from: wallet.address, to: job.to, data: job.data });
+    } catch (error) {
+      const reverted = this.revertReason(error);
+      if (reverted !== null) {
+        this.counters.refused++;
+        throw new EipError('CHAIN_REVERTED', reverted, { details: { key: job.key } });
+      }
+      throw unreachable(error);
+    }
+    const fees = await this.feeData();
+    if (this.nextNonce < 0) await this.syncNonce();
+    // No await between reading and advancing the nonce: concurrent sends get consecutive ones.
+    const nonce = this.nextNonce++;
+    const gasLimit = (gas * GAS_HEADROOM_PERCENT) / 100n;
+    const attempt = await this.sign(job, nonce, gasLimit, fees);
+    const record: TxRecord = { ...job, nonce, gasLimit: gasLimit.toString(), attempts: [attempt] };
+    await this.options.store.put(job.key, record);
+    this.counters.sent++;
+    await this.broadcast(record);
+    return attempt.hash;
+  }
+
+  private async syncNonce(): Promise<void> {
+    const onChain = await this.options.provider.getTransactionCount(
+      this.options.wallet.address,
+      'pending',
+    );
+    let next = onChain;
+    for (const record of this.options.store.values()) next = Math.max(next, record.nonce + 1);
+    this.nextNonce = next;
+  }
+
+  private async feeData(): Promise<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }> {
+    const now = this.now();
+    if (this.fees && now - this.fees.at < FEE_CACHE_MS) return this.fees;
+    const data = await this.options.provider.getFeeData();
+    if (data.maxFeePerGas === null || data.maxPriorityFeePerGas === null) {
+      throw new EipError('IO_ERROR', 'the chain does not report EIP-1559 fees (London fork)');
+    }
+    this.fees = {
+      at: now,
+      maxFeePerGas: data.maxFeePerGas,
+      maxPriorityFeePerGas: data.maxPriorityFeePerGas,
+    };
+    return this.fees;
+  }
+
+  private async sign(
+    job: TxJob,
+    nonce: number,
+    gasLimit: bigint,
+    fees: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint },
+  ): Promise<Attempt> {
+    const raw = await this.options.wallet.signTransaction({
+      type: 2,
+      chainId: this.chainId,
+      to: job.to,
+      data: job.data,
+      nonce,
+      gasLimit,
+      maxFeePerGas: fees.maxFeePerGas,
+      maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+    });
+    return {
+      hash: keccak256(raw),
+      raw,
+      maxFeePerGas: fees.maxFeePerGas.toString(),
+      maxPriorityFeePerGas: fees.maxPriorityFeePerGas.toString(),
+      sentAt: this.now(),
+    };
+  }
+
+  /** Hands the latest version to the node; a node that is down gets it on a later poll. */
+  private async broadcast(record: TxRecord): Promise<void> {
+    const latest = record.attempts.at(-1);
+    if (!latest) return;
+    try {
+      await this.options.provider.send('eth_sendRawTransaction', [latest.raw]);
+    } catch (error) {
+      const text = errorText(error);
+      // Already in the pool or already mined: what we wanted.
+      if (/already known|nonce too low|known transaction|already imported/i.test(text)) return;
+      this.options.logger.warn(
+        { key: record.key, nonce: record.nonce, err: text },
+        'broadcast failed; it is retried',
+      );
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.polling = this.poll().finally(() => this.schedule());
+    }, this.pollMs);
+  }
+
+  /** Wakes the follower at once (tests, and the relay when it knows a block came). */
+  async pollNow(): Promise<void> {
+    await this.polling;
+    this.polling = this.poll();
+    await this.polling;
+  }
+
+  private async poll(): Promise<void> {
+    if (this.options.store.size === 0) return;
+    const { provider, logger } = this.options;
+    let head: number;
+    try {
+      head = await provider.getBlockNumber();
+      if (this.nodeDownSince !== undefined) {
+        logger.info({ down_ms: this.now() - this.nodeDownSince }, 'chain node is back');
+        this.nodeDownSince = undefined;
+      }
+    } catch (error) {
+      if (this.nodeDownSince === undefined) {
+        this.nodeDownSince = this.now();
+        logger.warn({ err: errorText(error) }, 'chain node unreachable; transactions wait');
+      }
+      return;
+    }
+    const records = [...this.options.store.values()];
+    const newBlock = head !== this.lastHead;
+    this.lastHead = head;
+    await Promise.all(records.map((record) => this.follow(record, head, newBlock)));
+  }
+
+  private async follow(record: TxRecord, head: number, newBlock: boolean): Promise<void> {
+    const { provider } = this.options;
+    let receipt: TransactionReceipt | null = null;
+    if (newBlock || this.confirmations > 1) {
+      const receipts = await Promise.all(
+        record.attempts.map((a) => provider.getTransactionReceipt(a.hash).catch(() => null)),
+      );
+      receipt = receipts.find((r) => r !== null) ?? null;
+    }
+    if (receipt === null) {
+      const latest = record.attempts.at(-1);
+      if (latest && this.now() - latest.sentAt >= this.replaceAfterMs) await this.replace(record);
+      return;
+    }
+    if (head - receipt.blockNumber + 1 < this.confirmations) return;
+    const outcome: TxOutcome =
+      receipt.status === 1
+        ? { kind: 'confirmed', hash: receipt.hash, blockNumber: receipt.blockNumber, receipt }
+        : {
+            kind: 'reverted',
+            hash: receipt.hash,
+            blockNumber: receipt.blockNumber,
+            reason: await this.replayReason(record, receipt.blockNumber),
+          };
+    if (outcome.kind === 'confirmed') this.counters.confirmed++;
+    else this.counters.reverted++;
+    await this.options.onOutcome(record.key, outcome);
+    await this.options.store.delete(record.key);
+  }
+
+  private async replace(record: TxRecord): Promise<void> {
+    const latest = record.attempts.at(-1);
+    if (!latest) return;
+    let current: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint };
+    try {
+      this.fees = undefined;
+      current = await this.feeData();
+    } catch {
+      return; // the node is down: try again next poll
+    }
+    const bump = (value: string) => (BigInt(value) * BUMP_NUMERATOR) / BUMP_DENOMINATOR + 1n;
+    const max = (a: bigint, b: bigint) => (a > b ? a : b);
+    const fees = {
+      maxFeePerGas: max(bump(latest.maxFeePerGas), current.maxFeePerGas),
+      maxPriorityFeePerGas: max(bump(latest.maxPriorityFeePerGas), current.maxPriorityFeePerGas),
+    };
+    const attempt = await this.sign(record, record.nonce, BigInt(record.gasLimit), fees);
+    const replaced: TxRecord = { ...record, attempts: [...record.attempts, attempt] };
+    await this.options.store.put(record.key, replaced);
+    this.counters.replaced++;
+    this.options.logger.info(
+      { key: record.key, nonce: record.nonce, max_fee_per_gas: attempt.maxFeePerGas },
+      'transaction not mined in time; replaced with a higher fee',
+    );
+    await this.broadcast(replaced);
+  }
+
+  /** Why a mined transaction reverted: the same call replayed on the state before its block. */
+  private async replayReason(record: TxRecord, blockNumber: number): Promise<string> {
+    try {
+      await this.options.provider.call({
+        from: this.options.wallet.address,
+        to: record.to,
+        data: record.data,
+        blockTag: blockNumber - 1,
+      });
+      return 'reverted on chain';
+    } catch (error) {
+      return this.revertReason(error) ?? 'reverted on chain';
+    }
+  }
+
+  /** The decoded custom error of a revert, or null when `error` is not a revert. */
+  private revertReason(error: unknown): string | null {
+    if (!isError(error, 'CALL_EXCEPTION')) return null;
+    const data = error.data;
+    if (typeof data === 'string' && data.length >= 10) {
+      for (const iface of this.options.errors) {
+        const decoded = iface.parseError(data);
+        if (decoded) return `${decoded.name}(${decoded.args.map(String).join(', ')})`;
+      }
+    }
+    return error.reason ?? error.shortMessage;
+  }
+}
+
+function errorText(error: unknown): string {
+  return (
+    (error as { shortMessage?: string }).shortMessage ??
+    (error instanceof Error ? error.message : String(error))
+  );
+}
+
+function unreachable(error: unknown): EipError {
+  return new EipError('IO_ERROR', `the chain node could not be asked: ${errorText(error)}`, {
+    cause: error,
+    retryable: true,
+  });
+}

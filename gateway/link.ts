@@ -1,0 +1,109 @@
+/**
+ * The gateway's one MQTT connection to the park broker (its own embedded one or an external
+ * Mosquitto: the same code either way). Every message is decoded against the topic catalogue and
+ * handed to its handler; a message is acknowledged (PUBACK) only after its handler finished, so
+ * an agreement or delivery report is on the gateway's disk before the broker forgets it.
+ *
+ * A message that cannot be used (malformed, forged, unknown party) is refused: counted by code,
+ * logged, and answered on the sender's error topic, and the connection goes on. A handler that
+ * throws something other than an EipError is a bug: it is logged as one and the message refused
+ * the same way, so no input can stop the gateway.
+ */
+import type { MqttClient } from 'mqtt';
+import { EipError, isEipError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import {
+  createPublisher,
+  type DecodedMessage,
+  decodeMessage,
+  matchTopic,
+  subscription,
+  TOPICS,
+  type TopicName,
+} from '../core/messages/topics.js';
+
+type Handlers = {
+  [N in TopicName]?: (message: Extract<DecodedMessage, { name: N }>) => void | Promise<void>;
+};
+
+export interface LinkCounters {
+  received: number;
+  refused: Record<string, number>;
+}
+
+export class GatewayLink {
+  readonly counters: LinkCounters = { received: 0, refused: {} };
+  readonly publish: ReturnType<typeof createPublisher<void>>;
+
+  constructor(
+    private readonly client: MqttClient,
+    private readonly handlers: Handlers,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.publish = createPublisher((topic, payload, options) => {
+      client.publish(topic, payload, options);
+    });
+  }
+
+  /** Subscribes to every topic a handler is given for; resolves on the SUBACK. */
+  async start(): Promise<void> {
+    this.client.handleMessage = (packet, done) => {
+      this.handle(packet.topic, packet.payload as Buffer).then(
+        () => done(),
+        () => done(),
+      );
+    };
+    const filters = (Object.keys(this.handlers) as TopicName[]).map((name) => subscription(name));
+    const granted = await this.client.subscribeAsync(filters, { qos: 1 });
+    const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
+    if (refused.length) {
+      throw new EipError(
+        'UNAUTHORIZED',
+        `the broker refused the gateway's subscriptions to ${refused.join(', ')}: log it in as an operator`,
+      );
+    }
+  }
+
+  private async handle(topic: string, payload: Buffer): Promise<void> {
+    this.counters.received++;
+    try {
+      const message = decodeMessage(topic, payload);
+      const handler = this.handlers[message.name] as
+        | ((m: DecodedMessage) => void | Promise<void>)
+        | undefined;
+      await handler?.(message);
+    } catch (error) {
+      this.refuse(topic, error);
+    }
+  }
+
+  private refuse(topic: string, error: unknown): void {
+    const known = isEipError(error);
+    const code = known ? error.code : 'INTERNAL';
+    this.counters.refused[code] = (this.counters.refused[code] ?? 0) + 1;
+    const message = error instanceof Error ? error.message : String(error);
+    if (known) this.logger.warn({ topic, code }, `refused: ${message}`);
+    else this.logger.error({ topic, err: error }, 'handler failed on a message (a bug)');
+    const sender = senderOf(topic);
+    if (sender === undefined) return;
+    this.publish(
+      'refusal',
+      { prosumer: sender },
+      {
+        topic: topic.slice(0, 256),
+        code,
+        message: (known ? message : 'the gateway could not process this message').slice(0, 500),
+        at_ms: this.now(),
+      },
+    );
+  }
+}
+
+/** The plant a topic says sent it, when the topic is in the catalogue. */
+function senderOf(topic: string): string | undefined {
+  const matched = matchTopic(topic);
+  if (!matched) return undefined;
+  const level = TOPICS[matched.name].sender as string | null;
+  return level === null ? undefined : matched.params[level];
+}

@@ -1,0 +1,154 @@
+/**
+ * The gateway's market service: the MQTT link, the agreement relay, the delivery oracle and the
+ * transaction sender they share, on one chain and one broker given ready-made. `eip-gateway run`
+ * (cli/run.ts) starts the embedded parts around it; tests start it against their own.
+ */
+import { join } from 'node:path';
+import type { JsonRpcProvider, Log, Wallet } from 'ethers';
+import type { MqttClient } from 'mqtt';
+import { UtilityToken__factory } from '../contracts/types/index.js';
+import type { Logger } from '../core/logger.js';
+import type { Payload } from '../core/messages/topics.js';
+import type { Manifest } from './chain/manifest.js';
+import { type TxRecord, TxSender } from './chain/tx-sender.js';
+import { GatewayLink } from './link.js';
+import type { ParkDirectory } from './park.js';
+import type { AgreementRecord, Side } from './relay/book.js';
+import { DeliveryOracle } from './relay/oracle.js';
+import { AgreementRelay, MARKET, type Notifier } from './relay/relay.js';
+import { JsonStore } from './relay/store.js';
+
+export interface GatewayServiceOptions {
+  /** The relay's book and transaction log live under it. */
+  readonly dataDir: string;
+  readonly directory: ParkDirectory;
+  readonly manifest: Manifest;
+  readonly provider: JsonRpcProvider;
+  /** Pays the gas of every relayed transaction. */
+  readonly wallet: Wallet;
+  /** Connected to the broker as an operator. */
+  readonly mqtt: MqttClient;
+  readonly logger: Logger;
+  readonly confirmations?: number;
+  readonly replaceAfterMs?: number;
+  /** How often the chain is asked for receipts. */
+  readonly pollMs?: number;
+  /** How often due settlements and postponed submissions are looked at. */
+  readonly tickMs?: number;
+  /** Every reading and balance, for the time-series writer. */
+  readonly onReading?: (reading: Payload<'meterReading'>) => void;
+  readonly onBalance?: (balance: Payload<'balance'>) => void;
+  readonly now?: () => number;
+}
+
+export interface GatewayService {
+  readonly relay: AgreementRelay;
+  readonly oracle: DeliveryOracle;
+  readonly sender: TxSender;
+  readonly link: GatewayLink;
+  readonly book: JsonStore<AgreementRecord>;
+  /** Edge agents by plant id: online or offline, from their retained presence. */
+  readonly presence: ReadonlyMap<string, Payload<'agentStatus'>>;
+  stop(): Promise<void>;
+}
+
+export async function startGatewayService(options: GatewayServiceOptions): Promise<GatewayService> {
+  const { logger, manifest, provider } = options;
+  const now = options.now ?? Date.now;
+  const book = await JsonStore.open<AgreementRecord>(join(options.dataDir, 'agreements'));
+  const txs = await JsonStore.open<TxRecord>(join(options.dataDir, 'transactions'));
+  const presence = new Map<string, Payload<'agentStatus'>>();
+
+  const parties = (record: AgreementRecord) => new Set([record.seller, record.buyer]);
+  const notifier: Notifier = {
+    status: (record, payload, only) => {
+      for (const prosumer of only ? [only] : parties(record)) {
+        link.publish('agreementStatus', { prosumer }, payload);
+      }
+    },
+    delivered: (record, payload) => {
+      for (const prosumer of parties(record)) {
+        link.publish('deliveryConfirmation', { prosumer }, payload);
+      }
+    },
+  };
+
+  let relay: AgreementRelay | undefined;
+  let oracle: DeliveryOracle | undefined;
+  const sender = new TxSender({
+    provider,
+    wallet: options.wallet,
+    store: txs,
+    errors: [MARKET, UtilityToken__factory.createInterface()],
+    logger: logger.child({ part: 'tx' }),
+    confirmations: options.confirmations ?? 1,
+    replaceAfterMs: options.replaceAfterMs ?? 30_000,
+    pollMs: options.pollMs ?? 1000,
+    now,
+    onOutcome: async (key, outcome) => {
+      const [kind, id = '', side] = key.split(':');
+      if (kind === 'open') await relay?.outcome(id, outcome);
+      else if (kind === 'report' || kind === 'settle') {
+        await oracle?.outcome(kind, id, side as Side | undefined, outcome);
+      }
+    },
+  });
+  const context = {
+    book,
+    sender,
+    directory: options.directory,
+    manifest,
+    notifier,
+    logger: logger.child({ part: 'relay' }),
+    now,
+    findEvent: async (record: AgreementRecord, event: 'AgreementOpened' | 'AgreementSettled') => {
+      const topic = MARKET.getEvent(event)?.topicHash ?? null;
+      const logs: Log[] = await provider.getLogs({
+        address: manifest.markets[record.utility].address,
+        topics: [topic, record.id],
+        fromBlock: manifest.block,
+      });
+      return logs[0] ?? null;
+    },
+  };
+  relay = new AgreementRelay(context);
+  oracle = new DeliveryOracle(context);
+  const link = new GatewayLink(
+    options.mqtt,
+    {
+      agreement: (m) => relay.accept(m.params.prosumer ?? '', m.payload),
+      deliveryReport: (m) =>
+        oracle.report(m.params.prosumer ?? '', m.params.meter ?? '', m.payload),
+      meterReading: (m) => options.onReading?.(m.payload),
+      balance: (m) => options.onBalance?.(m.payload),
+      agentStatus: (m) => {
+        presence.set(m.payload.prosumer, m.payload);
+      },
+    },
+    logger.child({ part: 'mqtt' }),
+    now,
+  );
+
+  await sender.start();
+  await link.start();
+  relay.resume();
+  const tick = setInterval(() => {
+    relay.resume();
+    oracle.tick();
+  }, options.tickMs ?? 1000);
+
+  return {
+    relay,
+    oracle,
+    sender,
+    link,
+    book,
+    presence,
+    async stop() {
+      clearInterval(tick);
+      await sender.stop();
+      await book.close();
+      await txs.close();
+    },
+  };
+}
