@@ -43,8 +43,8 @@ const trackedSchema = z.strictObject({
 });
 const stateSchema = z.strictObject({
   agreements: z.array(trackedSchema),
-  /** Last counter value per utility and way, in thousandths of the utility's unit. */
-  counters: z.record(z.string(), count),
+  /** Last value per utility and way (thousandths of the utility's unit) and when it was read. */
+  counters: z.record(z.string(), z.strictObject({ value: count, atMs: count })),
 });
 type Tracked = z.output<typeof trackedSchema>;
 type State = z.output<typeof stateSchema>;
@@ -112,36 +112,44 @@ export class DeliveryReporter {
     }
   }
 
-  /** A fresh value of the counter measuring `way` of `utility`, in thousandths of its unit. */
+  /**
+   * A fresh value of the counter measuring `way` of `utility`, in thousandths of its unit. The
+   * increase since the last value is taken as spread evenly over the time between the two
+   * readings: the part inside an agreement's window counts for it (a window rarely starts or
+   * ends on a reading), and that report is dated at the window's end if the reading came after.
+   */
   measure(utility: UtilityId, way: Way, valueMilli: number, measuredAtMs: number): void {
     const key = `${utility}.${way}`;
     const last = this.state.counters[key];
-    this.state.counters[key] = valueMilli;
+    this.state.counters[key] = { value: valueMilli, atMs: measuredAtMs };
     // The first value is the baseline; a counter that went back (replaced meter) starts a new one.
-    if (last === undefined || valueMilli <= last) {
-      if (last !== valueMilli) this.save();
+    if (!last || valueMilli <= last.value || measuredAtMs <= last.atMs) {
+      this.save();
       return;
     }
-    let increase = valueMilli - last;
+    const increase = valueMilli - last.value;
+    const span = measuredAtMs - last.atMs;
+    let available = increase;
     const open = this.state.agreements
-      .filter(
-        (a) =>
-          a.utility === utility &&
-          a.way === way &&
-          a.startMs <= measuredAtMs &&
-          measuredAtMs <= a.endMs &&
-          a.delivered < a.quantity,
-      )
+      .filter((a) => a.utility === utility && a.way === way && a.delivered < a.quantity)
       .sort((a, b) => a.startMs - b.startMs || a.id.localeCompare(b.id));
+    const changed: Tracked[] = [];
     for (const agreement of open) {
-      if (increase <= 0) break;
-      const share = Math.min(increase, agreement.quantity - agreement.delivered);
+      const overlap =
+        Math.min(measuredAtMs, agreement.endMs) - Math.max(last.atMs, agreement.startMs);
+      if (overlap <= 0 || available <= 0) continue;
+      const share = Math.min(
+        Math.round((increase * overlap) / span),
+        available,
+        agreement.quantity - agreement.delivered,
+      );
       agreement.delivered += share;
-      agreement.measuredAtMs = measuredAtMs;
-      increase -= share;
+      agreement.measuredAtMs = Math.min(measuredAtMs, agreement.endMs);
+      available -= share;
+      changed.push(agreement);
     }
     this.save();
-    for (const agreement of open) void this.report(agreement);
+    for (const agreement of changed) void this.report(agreement);
   }
 
   private async report(agreement: Tracked): Promise<void> {

@@ -136,6 +136,27 @@ export function parseCredentials(text: string, where: string): Credentials {
   };
 }
 
+/**
+ * `credentials` plus the gateway's own operator login to its embedded broker: a random secret
+ * made at start that lives only in this process, so no gateway password sits in any file.
+ */
+export function withInternalOperator(
+  credentials: Credentials,
+  username: string,
+  secret: Buffer,
+): Credentials {
+  return {
+    size: credentials.size + 1,
+    async check(name, given) {
+      if (name !== username) return credentials.check(name, given);
+      const ok =
+        given !== undefined && given.length === secret.length && timingSafeEqual(given, secret);
+      return ok ? { role: 'operator', name } : null;
+    },
+    byCertificate: (name) => (name === username ? null : credentials.byCertificate(name)),
+  };
+}
+
 export function loadCredentials(file: string): Credentials {
   let text: string;
   try {

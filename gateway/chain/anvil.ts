@@ -16,6 +16,11 @@ export interface AnvilOptions {
   readonly chainId?: number;
   /** Keep the chain in this file across restarts (anvil --state). */
   readonly stateFile?: string;
+  /**
+   * Also write the state file every this many seconds (anvil --state-interval): without it the
+   * state is written only on a clean stop, and a `kill -9` loses the chain since the last start.
+   */
+  readonly stateIntervalS?: number;
   /** Seconds between blocks; by default a block is mined per transaction. */
   readonly blockTime?: number;
   /** How long to wait for anvil to listen. */
@@ -31,6 +36,12 @@ export interface Anvil {
 /** Anvil's chain id, and the first of its well-known development keys (public knowledge). */
 export const ANVIL_CHAIN_ID = 31337;
 export const ANVIL_DEV_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
+/**
+ * Anvil's second development key, for demo plants' own transactions (gas, approvals): the
+ * first is the gateway's, whose nonces the gateway's sender keeps to itself.
+ */
+export const ANVIL_SECOND_KEY =
+  '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
 
 const ARCH: Partial<Record<string, string>> = { x64: 'amd64', arm64: 'arm64' };
 
@@ -62,6 +73,8 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
     String(chainId),
   ];
   if (options.stateFile !== undefined) args.push('--state', options.stateFile);
+  if (options.stateIntervalS !== undefined)
+    args.push('--state-interval', String(options.stateIntervalS));
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime));
   const child = spawn(anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);

@@ -86,6 +86,8 @@ export interface TxSenderCounters {
   reverted: number;
   /** Calls refused at estimation: no transaction was sent. */
   refused: number;
+  /** Sent again under a new nonce: another sender of the same key took theirs. */
+  renonced: number;
 }
 
 const BUMP_NUMERATOR = 1125n;
@@ -101,6 +103,7 @@ export class TxSender {
     confirmed: 0,
     reverted: 0,
     refused: 0,
+    renonced: 0,
   };
   private nextNonce = -1;
   private readonly confirmations: number;
@@ -184,7 +187,8 @@ export class TxSender {
     );
     let next = onChain;
     for (const record of this.options.store.values()) next = Math.max(next, record.nonce + 1);
-    this.nextNonce = next;
+    // Never back: a send between taking its nonce and storing it is not in the store yet.
+    this.nextNonce = Math.max(this.nextNonce, next);
   }
 
   private async feeData(): Promise<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }> {
@@ -315,11 +319,19 @@ export class TxSender {
     const latest = record.attempts.at(-1);
     if (!latest) return;
     let current: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint };
+    let mined: number;
     try {
       this.fees = undefined;
       current = await this.feeData();
+      mined = await this.options.provider.getTransactionCount(this.address, 'latest');
     } catch {
       return; // the node is down: try again next poll
+    }
+    if (mined > record.nonce) {
+      // The nonce is spent and none of our versions has a receipt: something else sent from
+      // this key. The call goes again under a fresh nonce.
+      await this.renonce(record, current);
+      return;
     }
     const bump = (value: string) => (BigInt(value) * BUMP_NUMERATOR) / BUMP_DENOMINATOR + 1n;
     const max = (a: bigint, b: bigint) => (a > b ? a : b);
@@ -336,6 +348,23 @@ export class TxSender {
       'transaction not mined in time; replaced with a higher fee',
     );
     await this.broadcast(replaced);
+  }
+
+  private async renonce(
+    record: TxRecord,
+    fees: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint },
+  ): Promise<void> {
+    await this.syncNonce();
+    const nonce = this.nextNonce++;
+    const attempt = await this.sign(record, nonce, BigInt(record.gasLimit), fees);
+    const moved: TxRecord = { ...record, nonce, attempts: [...record.attempts, attempt] };
+    await this.options.store.put(record.key, moved);
+    this.counters.renonced++;
+    this.options.logger.warn(
+      { key: record.key, was: record.nonce, nonce },
+      'nonce used by another sender of this key; sent again under a new one',
+    );
+    await this.broadcast(moved);
   }
 
   /** Why a mined transaction reverted: the same call replayed on the state before its block. */

@@ -1,7 +1,7 @@
 /**
- * `eip-gateway`: the gateway's command line. For now it deploys the market contracts, runs the
- * park's broker alone and hashes its passwords; `run` (broker, relay, dashboard together) is next. A thin composition root: flags in, modules wired, one line
- * per failure (see core/cli.ts).
+ * `eip-gateway`: the gateway's command line: `run` (broker, relay, oracle together), the broker
+ * alone, password hashes for its credentials file, and deploying the market contracts. A thin
+ * composition root: flags in, modules wired, one line per failure (see core/cli.ts).
  */
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -21,6 +21,8 @@ import { hashPassword, loadCredentials } from '../broker/credentials.js';
 import { ANVIL_CHAIN_ID, ANVIL_DEV_KEY } from '../chain/anvil.js';
 import { DEFAULT_GRACE_PERIOD, deployMarkets, MAX_GRACE_PERIOD } from '../chain/deploy.js';
 import { writeManifest } from '../chain/manifest.js';
+import { loadGatewayConfig } from '../config.js';
+import { startGateway } from '../run.js';
 
 /** Anvil's default address: `npx anvil` serves it. */
 export const DEFAULT_RPC = 'http://127.0.0.1:8545';
@@ -50,6 +52,31 @@ function program(io: Io, env: NodeJS.ProcessEnv): Command {
     .description('Gateway of the eco-industrial park utility market.')
     .exitOverride()
     .configureOutput(commandOutput(io));
+
+  root
+    .command('run')
+    .summary('run the gateway: broker, relay to the chain, delivery oracle')
+    .description(
+      'Run the gateway from its config file until SIGINT or SIGTERM. Without a chain in the config it starts anvil with its state in data_dir, deploys the markets once and mints demo tokens; without influx it writes no time series. Logs JSON lines on stdout.',
+    )
+    .requiredOption('--config <file>', 'the gateway config (YAML)')
+    .action(async (flags: { config: string }) => {
+      const { config, baseDir } = loadGatewayConfig(flags.config);
+      const logger = createLogger({
+        name: 'eip-gateway',
+        level: config.log_level,
+        destination: io.stdout,
+      });
+      const stop = listenForStop();
+      const gateway = await startGateway({ config, baseDir, logger, env }).catch(
+        (error: unknown) => {
+          stop.dispose();
+          throw error;
+        },
+      );
+      logger.info({ signal: await stop.stopped }, 'stopping');
+      await gateway.stop();
+    });
 
   root
     .command('broker')

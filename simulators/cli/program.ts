@@ -20,6 +20,7 @@ import { bilateralScenario, runScenario } from '../negotiation/scenario.js';
 import { parseCount, parsePort, parsePositive } from './numbers.js';
 import { checkPlotPath, emit } from './output.js';
 import { addP1Command } from './p1-command.js';
+import { addParkCommand } from './park-command.js';
 import { parsePsiFlag } from './psi-flag.js';
 
 interface MeterFlags {
@@ -50,7 +51,7 @@ interface NegotiateFlags {
   readonly plot?: string;
 }
 
-function program(io: Io): Command {
+function program(io: Io, fail: (code: number) => void): Command {
   const root = new Command('eip-sim')
     .description('Simulators of the eco-industrial park utility market.')
     .showHelpAfterError(false)
@@ -190,6 +191,7 @@ function program(io: Io): Command {
       await server.close();
     });
   addP1Command(root, io);
+  addParkCommand(root, io, fail);
   return root;
 }
 
@@ -201,8 +203,11 @@ function given<T>(text: string | undefined, parse: (text: string) => T): T | und
 /** Runs the CLI and returns its exit code; never throws. */
 export async function main(argv: readonly string[], io: Io = process): Promise<number> {
   try {
-    await program(io).parseAsync([...argv], { from: 'user' });
-    return 0;
+    let code = 0;
+    await program(io, (failed) => {
+      code = failed;
+    }).parseAsync([...argv], { from: 'user' });
+    return code;
   } catch (error) {
     return reportFailure('eip-sim', error, io, {
       message: flagMessage,

@@ -77,9 +77,10 @@ describe('delivery reports', () => {
     r.track(second, 'seller');
     r.track(agreement(3, 1000, 1n), 'buyer'); // no import counter: not followed
     expect(r.tracked).toBe(2);
-    r.measure('biogas', 'export', 100_000, 999_000); // the baseline
+    r.measure('biogas', 'export', 100_000, 1_000_000); // the baseline
     r.measure('biogas', 'export', 103_000, 1_005_000); // only the first is in its window
-    r.measure('biogas', 'export', 110_000, 1_020_000); // 2,000 more fill it, 5,000 to the second
+    // 7,000 over 15 s: 2,000 fill the first; the second's window has 10 of those 15 s.
+    r.measure('biogas', 'export', 110_000, 1_020_000);
     expect(sent).toHaveLength(0); // nothing booked yet
     const firstId = structHash('Agreement', first.agreement);
     const secondId = structHash('Agreement', second.agreement);
@@ -88,7 +89,7 @@ describe('delivery reports', () => {
     const figures = sent.map((s) => [s.report.report.agreementId, s.report.report.delivered]);
     expect(figures).toEqual([
       [firstId, 5_000n],
-      [secondId, 5_000n],
+      [secondId, 4_667n],
     ]);
     for (const { meter, report } of sent) {
       expect(meter).toBe('gas-out');
@@ -106,12 +107,22 @@ describe('delivery reports', () => {
     r.measure('biogas', 'export', 0, 1_000_000);
     r.measure('biogas', 'export', 4_000, 1_010_000);
     const again = reporter();
-    again.measure('biogas', 'export', 6_000, 1_020_000);
+    // Past the window's end (1,100 s): the part up to the end counts, dated at the end.
+    again.measure('biogas', 'export', 24_000, 1_200_000);
     expect(sent.map((s) => [s.report.report.delivered, s.report.report.seq])).toEqual([
       [4_000n, 1n],
-      [6_000n, 2n],
+      [10_000n, 2n],
     ]);
-    again.status({ ...booked(id), state: 'settled', paid: 0n, refunded: 0n });
+    expect(sent.map((s) => s.report.report.measuredAt)).toEqual([1010n, 1100n]);
+    again.status({
+      agreement_id: id,
+      utility: 'biogas',
+      at_ms: 0,
+      state: 'settled',
+      tx_hash: `0x${'22'.repeat(32)}`,
+      paid: 0n,
+      refunded: 0n,
+    });
     expect(reporter().tracked).toBe(0);
   });
 

@@ -1,0 +1,276 @@
+/**
+ * `eip-gateway run`: the whole gateway from its config. Each part is the configured real one or
+ * the embedded default: the park broker (aedes) or an external one by URL; a chain by JSON-RPC
+ * or anvil started here with its state on disk, the markets deployed once and demo tokens
+ * minted; InfluxDB or none. Then the market service (relay, oracle) on top.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { JsonRpcProvider, NonceManager, Wallet } from 'ethers';
+import mqtt, { type MqttClient } from 'mqtt';
+import { UtilityToken__factory } from '../contracts/types/index.js';
+import { parseHostPort } from '../core/cli.js';
+import { EipError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { type ParkBroker, startParkBroker } from './broker/broker.js';
+import { loadCredentials, withInternalOperator } from './broker/credentials.js';
+import { ANVIL_DEV_KEY, type Anvil, startAnvil } from './chain/anvil.js';
+import { deployMarkets } from './chain/deploy.js';
+import { enrolPlants } from './chain/enrol.js';
+import { type Manifest, readManifest, writeManifest } from './chain/manifest.js';
+import type { GatewayConfig } from './config.js';
+import { ParkDirectory } from './park.js';
+import { type GatewayService, type GatewayServiceOptions, startGatewayService } from './service.js';
+
+/** Tokens each plant gets on the embedded chain, so the demo park can trade at once. */
+export const DEMO_TOKENS = 1_000_000n * 10n ** 18n;
+const INTERNAL_USER = 'eip-gateway';
+
+export interface Gateway {
+  readonly manifest: Manifest;
+  readonly provider: JsonRpcProvider;
+  /** Where edge agents connect. */
+  readonly brokerUrl: string;
+  readonly rpcUrl: string;
+  readonly service: GatewayService;
+  stop(): Promise<void>;
+}
+
+export interface RunOptions {
+  readonly config: GatewayConfig;
+  /** Relative paths in the config start here. */
+  readonly baseDir: string;
+  readonly logger: Logger;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Chain polling, ms; the embedded chain mines at once, so the default is brisk there. */
+  readonly pollMs?: number;
+  readonly tickMs?: number;
+  /** Every meter reading the gateway receives. */
+  readonly onReading?: GatewayServiceOptions['onReading'];
+}
+
+export async function startGateway(options: RunOptions): Promise<Gateway> {
+  const { config, logger } = options;
+  const env = options.env ?? process.env;
+  const dataDir = resolve(options.baseDir, config.data_dir);
+  mkdirSync(dataDir, { recursive: true });
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  };
+  try {
+    const chain = await openChain(options, dataDir, env);
+    cleanups.push(chain.close);
+    const directory = new ParkDirectory(config.plants);
+    const operator = new NonceManager(chain.wallet);
+    const enrolled = await enrolPlants({ signer: operator, manifest: chain.manifest, directory });
+    logger.info(
+      { plants: Object.keys(config.plants).length, registrations: enrolled },
+      'plants enrolled',
+    );
+    if (chain.embedded) await mintDemoTokens(operator, chain.manifest, directory, logger);
+
+    const mqttLink = await openBroker(options, env);
+    cleanups.push(mqttLink.close);
+    if (!config.influx) {
+      logger.warn(
+        'no InfluxDB configured (influx: in the config): readings are not kept as time series',
+      );
+    }
+    const service = await startGatewayService({
+      dataDir,
+      directory,
+      manifest: chain.manifest,
+      provider: chain.provider,
+      wallet: chain.wallet,
+      mqtt: mqttLink.client,
+      logger,
+      confirmations: config.confirmations,
+      replaceAfterMs: config.replace_after_s * 1000,
+      pollMs: options.pollMs ?? (chain.embedded ? 200 : 1000),
+      tickMs: options.tickMs ?? 1000,
+      ...(options.onReading && { onReading: options.onReading }),
+    });
+    cleanups.push(() => service.stop());
+    logger.info(
+      { broker: mqttLink.url, chain: chain.rpcUrl, chain_id: chain.manifest.chainId },
+      'gateway running',
+    );
+    return {
+      manifest: chain.manifest,
+      provider: chain.provider,
+      brokerUrl: mqttLink.url,
+      rpcUrl: chain.rpcUrl,
+      service,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+interface Chain {
+  readonly provider: JsonRpcProvider;
+  readonly wallet: Wallet;
+  readonly manifest: Manifest;
+  readonly rpcUrl: string;
+  readonly embedded: boolean;
+  close(): Promise<void>;
+}
+
+async function openChain(
+  options: RunOptions,
+  dataDir: string,
+  env: NodeJS.ProcessEnv,
+): Promise<Chain> {
+  const { config, logger } = options;
+  if (config.chain) {
+    const key = env[config.chain.key_env];
+    if (!key || !/^0x[0-9a-fA-F]{64}$/.test(key)) {
+      throw new EipError(
+        'INVALID_ARGUMENT',
+        `$${config.chain.key_env} must hold the operator's 0x-prefixed private key`,
+      );
+    }
+    const provider = new JsonRpcProvider(config.chain.rpc, undefined, { cacheTimeout: -1 });
+    const manifest = readManifest(resolve(options.baseDir, config.chain.manifest));
+    return {
+      provider,
+      wallet: new Wallet(key, provider),
+      manifest,
+      rpcUrl: config.chain.rpc,
+      embedded: false,
+      close: async () => provider.destroy(),
+    };
+  }
+  const chainDir = join(dataDir, 'chain');
+  mkdirSync(chainDir, { recursive: true });
+  const stateFile = join(chainDir, 'anvil-state.json');
+  const anvil: Anvil = await startAnvil({ stateFile, stateIntervalS: 1 });
+  const provider = new JsonRpcProvider(anvil.url, undefined, {
+    cacheTimeout: -1,
+    pollingInterval: 100,
+  });
+  const close = async () => {
+    provider.destroy();
+    await anvil.stop();
+  };
+  try {
+    logger.info({ rpc: anvil.url, state: stateFile }, 'no chain configured: started anvil');
+    const wallet = new Wallet(ANVIL_DEV_KEY, provider);
+    const manifestFile = join(chainDir, 'deployment.json');
+    let manifest = existsSync(manifestFile) ? readManifest(manifestFile) : undefined;
+    if (manifest && (await provider.getCode(manifest.token)) === '0x') {
+      logger.warn(
+        { manifest: manifestFile },
+        'the chain state lost the deployment: deploying again',
+      );
+      manifest = undefined;
+    }
+    if (!manifest) {
+      manifest = await deployMarkets({
+        signer: new NonceManager(wallet),
+        gracePeriod: config.grace_s,
+      });
+      writeManifest(manifestFile, manifest);
+      logger.info({ token: manifest.token, manifest: manifestFile }, 'markets deployed');
+    }
+    return { provider, wallet, manifest, rpcUrl: anvil.url, embedded: true, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+async function mintDemoTokens(
+  operator: NonceManager,
+  manifest: Manifest,
+  directory: ParkDirectory,
+  logger: Logger,
+): Promise<void> {
+  const token = UtilityToken__factory.connect(manifest.token, operator);
+  const minted = [];
+  for (const plant of Object.values(directory.plants)) {
+    if ((await token.balanceOf(plant.address)) === 0n) {
+      minted.push(await token.mint(plant.address, DEMO_TOKENS));
+    }
+  }
+  await Promise.all(minted.map((tx) => tx.wait()));
+  if (minted.length)
+    logger.info({ plants: minted.length, tokens: '1000000' }, 'demo tokens minted');
+}
+
+interface BrokerLink {
+  readonly client: MqttClient;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+async function openBroker(options: RunOptions, env: NodeJS.ProcessEnv): Promise<BrokerLink> {
+  const { config, logger } = options;
+  let broker: ParkBroker | undefined;
+  let url: string;
+  let login: { username: string; password?: string | Buffer };
+  if ('credentials' in config.broker) {
+    const secret = randomBytes(32);
+    const b = config.broker;
+    const file = (path: string) => resolve(options.baseDir, path);
+    broker = await startParkBroker({
+      credentials: withInternalOperator(
+        loadCredentials(file(b.credentials)),
+        INTERNAL_USER,
+        secret,
+      ),
+      tcp: parseHostPort(b.tcp, 'broker.tcp', { listener: true }),
+      ...(b.ws && { ws: parseHostPort(b.ws, 'broker.ws', { listener: true }) }),
+      ...(b.tls && {
+        tls: {
+          ...parseHostPort(b.tls.listen, 'broker.tls.listen', { listener: true }),
+          cert: file(b.tls.cert),
+          key: file(b.tls.key),
+          ...(b.tls.ca && { ca: file(b.tls.ca) }),
+        },
+      }),
+      logger: logger.child({ part: 'broker' }),
+    });
+    logger.info(broker.urls, 'broker listening');
+    url = broker.urls.tcp ?? '';
+    login = { username: INTERNAL_USER, password: secret };
+  } else {
+    url = config.broker.url;
+    const password = env[config.broker.password_env];
+    login = { username: config.broker.username, ...(password && { password }) };
+  }
+  const client = mqtt.connect(url, {
+    ...login,
+    clientId: 'eip-gateway',
+    // A persistent session: QoS 1 messages published while the gateway reconnects wait for it.
+    clean: false,
+    reconnectPeriod: 2000,
+    connectTimeout: 10_000,
+  });
+  try {
+    await new Promise<void>((done, fail) => {
+      client.once('connect', () => done());
+      client.once('error', fail);
+    });
+  } catch (error) {
+    await client.endAsync(true);
+    await broker?.close();
+    throw new EipError(
+      'IO_ERROR',
+      `the gateway cannot log in to the broker at ${url}: ${(error as Error).message}`,
+    );
+  }
+  client.on('error', (error) => logger.warn({ err: error.message }, 'MQTT connection problem'));
+  return {
+    client,
+    url,
+    close: async () => {
+      await client.endAsync();
+      await broker?.close();
+    },
+  };
+}
