@@ -73,6 +73,17 @@ export const gatewayConfigSchema = z.strictObject({
     })
     .optional()
     .meta({ description: 'InfluxDB 1.x HTTP API; omitted: no time series are written' }),
+  api: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        listen: hostPort.default('127.0.0.1:8080').meta({
+          description: 'HOST:PORT of the HTTP API and its event stream (port 0: any free port)',
+        }),
+      }),
+    ])
+    .default({ listen: '127.0.0.1:8080' })
+    .meta({ description: 'Indexed contract events over HTTP (JSON) and server-sent events' }),
   plants: parkSchema,
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });

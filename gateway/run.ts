@@ -7,12 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { JsonRpcProvider, NonceManager, Wallet } from 'ethers';
+import { JsonRpcProvider, Network, NonceManager, Wallet } from 'ethers';
 import mqtt, { type MqttClient } from 'mqtt';
 import { UtilityToken__factory } from '../contracts/types/index.js';
 import { parseHostPort } from '../core/cli.js';
 import { EipError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { startApiServer } from './api/server.js';
 import { type ParkBroker, startParkBroker } from './broker/broker.js';
 import { loadCredentials, withInternalOperator } from './broker/credentials.js';
 import { ANVIL_DEV_KEY, type Anvil, startAnvil } from './chain/anvil.js';
@@ -20,6 +21,7 @@ import { deployMarkets } from './chain/deploy.js';
 import { enrolPlants } from './chain/enrol.js';
 import { type Manifest, readManifest, writeManifest } from './chain/manifest.js';
 import type { GatewayConfig } from './config.js';
+import { Indexer } from './indexer/indexer.js';
 import { ParkDirectory } from './park.js';
 import { type GatewayService, type GatewayServiceOptions, startGatewayService } from './service.js';
 
@@ -33,6 +35,8 @@ export interface Gateway {
   /** Where edge agents connect. */
   readonly brokerUrl: string;
   readonly rpcUrl: string;
+  /** The HTTP API's address, when it runs. */
+  readonly apiUrl: string | undefined;
   readonly service: GatewayService;
   stop(): Promise<void>;
 }
@@ -93,8 +97,15 @@ export async function startGateway(options: RunOptions): Promise<Gateway> {
       ...(options.onReading && { onReading: options.onReading }),
     });
     cleanups.push(() => service.stop());
+    const api = await startApi(config, chain, logger);
+    if (api) cleanups.push(api.close);
     logger.info(
-      { broker: mqttLink.url, chain: chain.rpcUrl, chain_id: chain.manifest.chainId },
+      {
+        broker: mqttLink.url,
+        chain: chain.rpcUrl,
+        chain_id: chain.manifest.chainId,
+        ...(api && { api: api.url }),
+      },
       'gateway running',
     );
     return {
@@ -102,6 +113,7 @@ export async function startGateway(options: RunOptions): Promise<Gateway> {
       provider: chain.provider,
       brokerUrl: mqttLink.url,
       rpcUrl: chain.rpcUrl,
+      apiUrl: api?.url,
       service,
       stop,
     };
@@ -134,8 +146,13 @@ async function openChain(
         `$${config.chain.key_env} must hold the operator's 0x-prefixed private key`,
       );
     }
-    const provider = new JsonRpcProvider(config.chain.rpc, undefined, { cacheTimeout: -1 });
     const manifest = readManifest(resolve(options.baseDir, config.chain.manifest));
+    // A static network: ethers would otherwise keep re-detecting (and printing) while the node
+    // is down; the relay and the indexer say so in the log themselves.
+    const provider = new JsonRpcProvider(config.chain.rpc, undefined, {
+      cacheTimeout: -1,
+      staticNetwork: Network.from(manifest.chainId),
+    });
     return {
       provider,
       wallet: new Wallet(key, provider),
@@ -152,6 +169,7 @@ async function openChain(
   const provider = new JsonRpcProvider(anvil.url, undefined, {
     cacheTimeout: -1,
     pollingInterval: 100,
+    staticNetwork: Network.from(anvil.chainId),
   });
   const close = async () => {
     provider.destroy();
@@ -200,6 +218,37 @@ async function mintDemoTokens(
   await Promise.all(minted.map((tx) => tx.wait()));
   if (minted.length)
     logger.info({ plants: minted.length, tokens: '1000000' }, 'demo tokens minted');
+}
+
+/** The indexer of contract events and the HTTP API that serves it. */
+async function startApi(config: GatewayConfig, chain: Chain, logger: Logger) {
+  if (config.api === false) return undefined;
+  const indexer = new Indexer({
+    provider: chain.provider,
+    manifest: chain.manifest,
+    logger: logger.child({ part: 'indexer' }),
+    confirmations: config.confirmations - 1,
+    pollMs: chain.embedded ? 250 : 1000,
+  });
+  await indexer.start();
+  try {
+    const server = await startApiServer({
+      indexer,
+      listen: parseHostPort(config.api.listen, 'api.listen', { listener: true }),
+      logger: logger.child({ part: 'api' }),
+    });
+    logger.info({ url: server.url }, 'API listening');
+    return {
+      url: server.url,
+      close: async () => {
+        await server.close();
+        await indexer.stop();
+      },
+    };
+  } catch (error) {
+    await indexer.stop();
+    throw error;
+  }
 }
 
 interface BrokerLink {

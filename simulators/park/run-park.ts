@@ -102,6 +102,7 @@ export async function runPark(options: ParkRunOptions): Promise<ParkSummary> {
     const gatewayYaml = [
       'data_dir: gateway-data',
       'broker: { credentials: credentials.yaml, tcp: "127.0.0.1:0" }',
+      'api: { listen: "127.0.0.1:0" }',
       `grace_s: ${options.graceS}`,
       'plants:',
       ...plants.map(
@@ -129,7 +130,7 @@ export async function runPark(options: ParkRunOptions): Promise<ParkSummary> {
       plants.map((p) => p.trading),
     );
     progress(
-      `gateway up: broker ${gateway.brokerUrl}, chain ${gateway.rpcUrl} (id ${gateway.manifest.chainId})`,
+      `gateway up: broker ${gateway.brokerUrl}, chain ${gateway.rpcUrl} (id ${gateway.manifest.chainId}), API ${gateway.apiUrl}/api/agreements`,
     );
 
     // The simulated day starts at midnight and runs dayS real seconds.

@@ -1,0 +1,375 @@
+/**
+ * The HTTP API on an indexer of a real anvil park: every route with real data, parameters refused
+ * with their names, and the live event stream delivering a settlement as it happens and resuming
+ * from Last-Event-ID.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../core/logger.js';
+import { type Agreement, structHash } from '../../core/messages/eip712.js';
+import { type ApiServer, startApiServer } from '../../gateway/api/server.js';
+import { Indexer } from '../../gateway/indexer/indexer.js';
+import {
+  agreementTerms,
+  openAgreement,
+  type Park,
+  PRICE,
+  QUANTITY,
+  reportDelivery,
+  startPark,
+} from '../contracts/park.js';
+import { openEventStream } from '../support/event-stream.js';
+import { until } from '../support/until.js';
+
+let park: Park;
+let indexer: Indexer;
+let api: ApiServer;
+let settled: Agreement;
+let active: Agreement;
+let settleTx: string;
+
+const idOf = (terms: Agreement) => structHash('Agreement', terms);
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Record<string, unknown> & { items?: Record<string, unknown>[] };
+}
+
+async function get(path: string, init: RequestInit = {}): Promise<Answer> {
+  const response = await fetch(`${api.url}${path}`, { ...init, signal: AbortSignal.timeout(5000) });
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as Answer['body'],
+  };
+}
+
+async function reachHead(): Promise<void> {
+  const head = await park.provider.getBlockNumber();
+  await until(`the indexer to reach block ${head}`, () => indexer.status().indexedBlock >= head);
+}
+
+/** Opens an agreement, has the buyer's meter confirm all of it, and settles; the settle tx. */
+async function deliverInFull(terms: Agreement): Promise<string> {
+  await openAgreement(park, terms);
+  await reportDelivery(park, terms, park.buyerMeter, terms.quantity, 1n);
+  const tx = await park.market.settle(terms);
+  await tx.wait();
+  return tx.hash;
+}
+
+beforeAll(async () => {
+  park = await startPark();
+  indexer = new Indexer({
+    provider: park.provider,
+    manifest: park.manifest,
+    logger: silentLogger,
+    pollMs: 20,
+  });
+  indexer.start();
+  api = await startApiServer({
+    indexer,
+    listen: { host: '127.0.0.1', port: 0 },
+    logger: silentLogger,
+    heartbeatMs: 100,
+  });
+  settled = await agreementTerms(park);
+  settleTx = await deliverInFull(settled);
+  active = await agreementTerms(park);
+  await openAgreement(park, active);
+  await reportDelivery(park, active, park.sellerMeter, 25_000n, 1n);
+  await reachHead();
+}, 60_000);
+
+afterAll(async () => {
+  await api?.close();
+  await indexer?.stop();
+  await park?.close();
+});
+
+describe('JSON routes', () => {
+  it('GET /api/status: indexed and head block, chain and contracts', async () => {
+    const head = await park.provider.getBlockNumber();
+    const { status, headers, body } = await get('/api/status');
+    expect(status).toBe(200);
+    expect(headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(headers.get('access-control-allow-origin')).toBeNull();
+    expect(body).toMatchObject({
+      chainId: 31337,
+      startBlock: park.manifest.block,
+      indexedBlock: head,
+      headBlock: head,
+      lag: 0,
+      nodeReachable: true,
+      lastError: null,
+      contracts: { token: park.manifest.token, markets: { biogas: park.market.target } },
+    });
+  });
+
+  it('GET /api/agreements: newest first, filtered, paged with a cursor', async () => {
+    const all = await get('/api/agreements');
+    expect(all.body.items?.map((a) => a.id)).toEqual([idOf(active), idOf(settled)]);
+    expect(all.body.next).toBeNull();
+    expect(all.body.items?.[0]).toMatchObject({
+      state: 'active',
+      kind: 'peer',
+      utility: 'biogas',
+      unit: 'm3',
+      quantity: QUANTITY.toString(),
+      unitPrice: PRICE.toString(),
+      escrow: (QUANTITY * PRICE).toString(),
+      delivered: { buyer: null, seller: '25000', payable: '25000' },
+      lastReport: { side: 'seller', delivered: '25000', quantity: QUANTITY.toString() },
+      settlement: null,
+    });
+    const ids = async (query: string) =>
+      (await get(`/api/agreements?${query}`)).body.items?.map((a) => a.id);
+    expect(await ids('state=settled')).toEqual([idOf(settled)]);
+    expect(await ids('state=active&utility=biogas')).toEqual([idOf(active)]);
+    expect(await ids('utility=heat')).toEqual([]);
+    expect(await ids(`party=${park.seller.address.toLowerCase()}`)).toHaveLength(2);
+    expect(await ids(`party=${park.operator.address}`)).toEqual([]);
+    const first = await get('/api/agreements?limit=1');
+    expect(first.body.items?.map((a) => a.id)).toEqual([idOf(active)]);
+    expect(first.body.next).toMatch(/^\d+:\d+$/);
+    expect(await ids(`limit=1&before=${first.body.next}`)).toEqual([idOf(settled)]);
+  });
+
+  it('GET /api/agreements/:id: delivered against contracted, paid, refunded and the tx', async () => {
+    const { status, body } = await get(`/api/agreements/${idOf(settled)}`);
+    expect(status).toBe(200);
+    expect(body).toMatchObject({
+      id: idOf(settled),
+      state: 'settled',
+      seller: park.seller.address,
+      buyer: park.buyer.address,
+      delivered: { buyer: QUANTITY.toString(), seller: null, payable: QUANTITY.toString() },
+      settlement: {
+        delivered: QUANTITY.toString(),
+        paidToSeller: (QUANTITY * PRICE).toString(),
+        refundedToBuyer: '0',
+        tx: settleTx,
+      },
+    });
+    const missing = await get(`/api/agreements/0x${'00'.repeat(32)}`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(missing.body).toEqual({
+      error: { code: 'NOT_FOUND', message: `agreement 0x${'00'.repeat(32)} has not been indexed` },
+    });
+  });
+
+  it('GET /api/deliveries and /api/settlements', async () => {
+    const deliveries = await get(`/api/deliveries?agreement=${idOf(active)}`);
+    expect(deliveries.body.items).toEqual([
+      expect.objectContaining({ agreementId: idOf(active), side: 'seller', delivered: '25000' }),
+    ]);
+    expect((await get('/api/deliveries')).body.items).toHaveLength(2);
+    const settlements = await get('/api/settlements');
+    expect(settlements.body.items).toEqual([
+      expect.objectContaining({
+        agreementId: idOf(settled),
+        paidToSeller: (QUANTITY * PRICE).toString(),
+        refundedToBuyer: '0',
+        tx: settleTx,
+      }),
+    ]);
+    expect(
+      (await get(`/api/settlements?party=${park.utilityProvider.address}`)).body.items,
+    ).toEqual([]);
+  });
+
+  it('GET /api/prosumers and /api/prosumers/:address: balances and volumes', async () => {
+    const list = await get('/api/prosumers');
+    const seller = list.body.items?.find((p) => p.address === park.seller.address);
+    expect(seller).toMatchObject({
+      balance: (await park.token.balanceOf(park.seller.address)).toString(),
+      prosumerOf: ['biogas'],
+      providerOf: [],
+      volumes: {
+        biogas: {
+          sold: {
+            contracted: (2n * QUANTITY).toString(),
+            delivered: QUANTITY.toString(),
+            received: (QUANTITY * PRICE).toString(),
+          },
+          bought: { contracted: '0', delivered: '0', paid: '0' },
+        },
+      },
+    });
+    const one = await get(`/api/prosumers/${park.buyer.address.toLowerCase()}`);
+    expect(one.body).toMatchObject({
+      address: park.buyer.address,
+      balance: (await park.token.balanceOf(park.buyer.address)).toString(),
+      meters: [{ utility: 'biogas', meter: park.buyerMeter.address }],
+    });
+    expect((await get(`/api/prosumers/0x${'12'.repeat(20)}`)).status).toBe(404);
+  });
+
+  it('GET /api/utilities: park-wide volumes and the tariffs', async () => {
+    const { body } = await get('/api/utilities');
+    expect(body.items?.map((u) => u.utility)).toEqual(['biogas', 'electricity', 'heat']);
+    const biogas = park.manifest.markets.biogas;
+    expect(body.items?.[0]).toMatchObject({
+      name: 'Biogas / natural gas',
+      unit: 'm3',
+      market: biogas.address,
+      provider: biogas.provider,
+      tariffs: {
+        providerSellsAt: biogas.providerSellsAt.toString(),
+        providerBuysAt: biogas.providerBuysAt.toString(),
+      },
+      agreements: { active: 1, settled: 1 },
+      contracted: (2n * QUANTITY).toString(),
+      delivered: QUANTITY.toString(),
+      paidToSellers: (QUANTITY * PRICE).toString(),
+      refundedToBuyers: '0',
+      escrowed: (await park.token.balanceOf(biogas.address)).toString(),
+    });
+  });
+
+  it('GET /api/blocks, /api/blocks/:number and /api/tx/:hash: the explorer', async () => {
+    const page = await get('/api/blocks?limit=2');
+    const [newer, second] = (page.body.items ?? []) as { number: number }[];
+    expect(page.body.items).toHaveLength(2);
+    expect(page.body.next).toBe(String(second?.number));
+    const older = await get(`/api/blocks?limit=1&before=${page.body.next}`);
+    const [oldest] = (older.body.items ?? []) as { number: number }[];
+    expect(oldest?.number).toBeLessThan(second?.number ?? 0);
+
+    const tx = await get(`/api/tx/${settleTx}`);
+    expect(tx.body).toMatchObject({
+      hash: settleTx,
+      from: park.operator.address,
+      to: park.market.target,
+      events: [
+        { name: 'AgreementSettled', contract: 'UtilityMarket', utility: 'biogas' },
+        {
+          name: 'Transfer',
+          contract: 'UtilityToken',
+          utility: null,
+          args: {
+            from: park.market.target,
+            to: park.seller.address,
+            value: (QUANTITY * PRICE).toString(),
+          },
+        },
+      ],
+    });
+    const block = await get(`/api/blocks/${tx.body.block}`);
+    expect(block.body).toMatchObject({ number: tx.body.block, txCount: 1 });
+    expect(block.body.transactions).toEqual([tx.body]);
+    expect((await get(`/api/blocks/${newer?.number}`)).status).toBe(200);
+    expect((await get('/api/blocks/999999')).status).toBe(404);
+    expect((await get(`/api/tx/0x${'ab'.repeat(32)}`)).status).toBe(404);
+  });
+});
+
+describe('errors', () => {
+  it.each([
+    ['/api/agreements?limit=0', 'limit'],
+    ['/api/agreements?limit=ten', 'limit'],
+    ['/api/agreements?state=open', 'state'],
+    ['/api/agreements?utility=water', 'utility'],
+    ['/api/agreements?party=0x1234', 'party'],
+    ['/api/agreements?before=yesterday', 'before'],
+    ['/api/agreements?colour=red', 'colour'],
+    ['/api/agreements/0x1234', 'id'],
+    ['/api/deliveries?agreement=42', 'agreement'],
+    ['/api/settlements?party=nobody', 'party'],
+    ['/api/prosumers/0xnot', 'address'],
+    ['/api/blocks?before=-1', 'before'],
+    ['/api/blocks/latest', 'number'],
+    ['/api/tx/0xzz', 'hash'],
+    ['/api/status?verbose=1', 'verbose'],
+    ['/api/events?since=1', 'since'],
+  ])('%s is refused naming %s', async (path, parameter) => {
+    const { status, headers, body } = await get(path);
+    expect(status).toBe(400);
+    expect(headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(body.error).toMatchObject({ code: 'INVALID_ARGUMENT', parameter });
+    expect((body.error as { message: string }).message).toContain(parameter);
+  });
+
+  it('answers an unknown route 404 and another method 405 with Allow', async () => {
+    const unknown = await get('/api/nothing');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toEqual({
+      error: { code: 'NOT_FOUND', message: 'no route /api/nothing' },
+    });
+    const post = await get('/api/agreements', { method: 'POST', body: '{}' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET');
+    expect(post.body.error).toMatchObject({ code: 'METHOD_NOT_ALLOWED' });
+  });
+});
+
+describe('GET /api/events', () => {
+  it('streams a settlement as it happens, and resumes from Last-Event-ID', async () => {
+    const live = await openEventStream(`${api.url}/api/events`);
+    let resumed: Awaited<ReturnType<typeof openEventStream>> | undefined;
+    try {
+      expect(live.response.statusCode).toBe(200);
+      expect(live.response.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+      const terms = await agreementTerms(park);
+      const tx = await deliverInFull(terms);
+      await until('the settlement on the stream', () =>
+        live.events.some((e) => e.event === 'settlement'),
+      );
+      const settlement = live.events.find((e) => e.event === 'settlement');
+      expect(JSON.parse(settlement?.data ?? '{}')).toMatchObject({
+        agreementId: idOf(terms),
+        delivered: QUANTITY.toString(),
+        paidToSeller: (QUANTITY * PRICE).toString(),
+        refundedToBuyer: '0',
+        tx,
+      });
+      await until('the block after it', () => live.events.at(-1)?.event === 'block');
+      expect(live.events.map((e) => e.event)).toEqual(
+        expect.arrayContaining(['agreement', 'delivery', 'settlement', 'block']),
+      );
+      await until('a heartbeat', () => live.comments.includes('heartbeat'));
+      const lastId = live.events.at(-1)?.id as string;
+      expect(lastId).toMatch(/^[0-9a-f]+-\d+$/);
+      live.close();
+
+      // Missed while disconnected, replayed on reconnection.
+      const missed = await agreementTerms(park);
+      await openAgreement(park, missed);
+      await reachHead();
+      resumed = await openEventStream(`${api.url}/api/events`, { 'last-event-id': lastId });
+      const replay = resumed;
+      await until('the replay', () => replay.events.some((e) => e.event === 'block'));
+      expect(replay.events.map((e) => e.event)).toEqual(['agreement', 'block']);
+      expect(JSON.parse(replay.events[0]?.data ?? '{}')).toMatchObject({
+        id: idOf(missed),
+        state: 'active',
+      });
+      expect(live.events.map((e) => e.id)).not.toContain(replay.events[0]?.id);
+    } finally {
+      live.close();
+      resumed?.close();
+    }
+  });
+
+  it('tells a client whose id it cannot resume from to refetch', async () => {
+    const stale = await openEventStream(`${api.url}/api/events`, { 'last-event-id': 'beef-7' });
+    try {
+      await until('the reset', () => stale.events.length > 0);
+      expect(stale.events[0]).toMatchObject({ event: 'reset', data: '{"reason":"unknown"}' });
+    } finally {
+      stale.close();
+    }
+  });
+
+  it('ends every stream when the server closes', async () => {
+    const own = await startApiServer({
+      indexer,
+      listen: { host: '127.0.0.1', port: 0 },
+      logger: silentLogger,
+    });
+    const client = await openEventStream(`${own.url}/api/events`);
+    await own.close();
+    await until('the stream to end', () => client.ended());
+  });
+});
