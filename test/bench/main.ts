@@ -2,8 +2,9 @@
  * `npm run bench [-- SECTION...]`: negotiation throughput of the core engine in one process (one
  * core), then the gas each market operation costs on a real anvil chain (see gas.ts), then Modbus
  * RTU polling against the bus's own ceiling (see rtu.ts), the edge's outbox and the edge agent
- * (see outbox.ts and edge.ts), and the park broker's login check (broker.ts). Naming sections
- * (engine, gas, rtu, outbox, edge, broker) runs only those.
+ * (see outbox.ts and edge.ts), the park broker's login check (broker.ts), the relay to the
+ * chain (relay.ts) and the gateway's memory with 100 agents (gateway.ts). Naming sections
+ * (engine, gas, rtu, outbox, edge, broker, relay, gateway) runs only those.
  *
  * A round is one time step in which both agents move (two offers, or an offer and the
  * acceptance). Each benchmark runs for about a second per sample, five samples, and reports the
@@ -19,7 +20,9 @@ import { bilateral } from '../core/negotiation/setup.js';
 import { brokerTable } from './broker.js';
 import { edgeTable } from './edge.js';
 import { gasTable } from './gas.js';
+import { gatewayTable } from './gateway.js';
 import { outboxTable } from './outbox.js';
+import { relayTable } from './relay.js';
 import { rtuTable } from './rtu.js';
 
 const GOAL_ROUNDS_PER_SECOND = 10_000;
@@ -128,6 +131,14 @@ const SECTIONS: Record<string, { title: string; table: () => string | Promise<st
   broker: {
     title: "Park broker: checking a device's login",
     table: brokerTable,
+  },
+  relay: {
+    title: 'Relay to the chain: agreements from an edge to confirmation on anvil (see relay.ts)',
+    table: relayTable,
+  },
+  gateway: {
+    title: 'Gateway memory with 100 connected agents (built eip-gateway run; see gateway.ts)',
+    table: gatewayTable,
   },
 };
 
