@@ -13,7 +13,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import { structHash } from '../../core/messages/eip712.js';
-import { decodeMessage, subscription } from '../../core/messages/topics.js';
+import { decodeMessage, type Payload, subscription } from '../../core/messages/topics.js';
 import { textTable } from '../../core/text-table.js';
 import { type MarketPark, startMarketPark } from '../support/market-park.js';
 
@@ -67,11 +67,11 @@ async function relay(
   count: number,
   atOnce: boolean,
 ): Promise<Run> {
-  const agreements = [];
+  const agreements: Payload<'agreement'>[] = [];
   for (let i = 0; i < count; i++) agreements.push(park.signed(await park.terms(1_000n, 3600n)));
   const sentAt = new Map<string, number>();
   const started = performance.now();
-  const send = async (signed: (typeof agreements)[number]) => {
+  const send = async (signed: Payload<'agreement'>) => {
     const id = structHash('Agreement', signed.agreement);
     sentAt.set(id, performance.now());
     await park.sendAgreement(edge, park.buyer, signed);
