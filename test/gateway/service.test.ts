@@ -8,7 +8,13 @@ import { Wallet } from 'ethers';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { structHash } from '../../core/messages/eip712.js';
-import { decodeMessage, type Payload, subscription, topic } from '../../core/messages/topics.js';
+import {
+  decodeMessage,
+  encodePayload,
+  type Payload,
+  subscription,
+  topic,
+} from '../../core/messages/topics.js';
 import type { GatewayService } from '../../gateway/service.js';
 import { type MarketPark, PRICE, startMarketPark } from '../support/market-park.js';
 import { until } from '../support/until.js';
@@ -149,5 +155,19 @@ describe('the gateway service', () => {
     const failed = statuses('plant-b', id).find((s) => s.state === 'failed');
     expect(failed).toMatchObject({ reason: expect.stringMatching(/UtilityMarketNonceUsed/) });
     expect(service.relay.counters.failed).toBe(1);
+  });
+
+  it("follows each agent's presence: online as it says, offline by its last will", async () => {
+    const status = (state: 'online' | 'offline') =>
+      encodePayload('agentStatus', { prosumer: 'plant-a', state, at_ms: Date.now() });
+    const statusTopic = topic('agentStatus', { prosumer: 'plant-a' });
+    const agent = await park.connect('plant-a', {
+      will: { topic: statusTopic, payload: Buffer.from(status('offline')), qos: 1, retain: true },
+    });
+    await agent.publishAsync(statusTopic, status('online'), { qos: 1, retain: true });
+    await until('online', () => service.presence.get('plant-a')?.state === 'online');
+    // A dropped connection, not a clean disconnect: the broker sends the will.
+    agent.stream.destroy();
+    await until('offline', () => service.presence.get('plant-a')?.state === 'offline');
   });
 });

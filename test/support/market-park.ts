@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JsonRpcProvider, NonceManager, Wallet } from 'ethers';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { UtilityToken__factory } from '../../contracts/types/index.js';
 import { type Logger, silentLogger } from '../../core/logger.js';
 import { signDigest } from '../../core/messages/ecdsa.js';
@@ -52,7 +52,7 @@ export interface MarketPark {
   readonly buyer: Plant;
   readonly dataDir: string;
   /** A client logged in as `name` (a plant, or `gateway` the operator). */
-  connect(name: string): Promise<MqttClient>;
+  connect(name: string, options?: IClientOptions): Promise<MqttClient>;
   startService(options?: Partial<GatewayServiceOptions>): Promise<GatewayService>;
   /** Terms between seller and buyer with fresh nonces, the window starting at chain time. */
   terms(quantity: bigint, windowS: bigint): Promise<Agreement>;
@@ -129,11 +129,12 @@ export async function startMarketPark(options: { graceS?: number } = {}): Promis
       tcp: { host: '127.0.0.1', port: 0 },
     });
     const url = broker.urls.tcp ?? '';
-    const connect = async (name: string) => {
+    const connect = async (name: string, options: IClientOptions = {}) => {
       const client = await mqtt.connectAsync(url, {
         username: name,
         password: secret(name),
         reconnectPeriod: 0,
+        ...options,
       });
       clients.push(client);
       return client;
