@@ -239,8 +239,11 @@ export class TxSender {
       await this.options.provider.send('eth_sendRawTransaction', [latest.raw]);
     } catch (error) {
       const text = errorText(error);
-      // Already in the pool or already mined: what we wanted.
-      if (/already known|nonce too low|known transaction|already imported/i.test(text)) return;
+      // Already in the pool or already mined: what we wanted. Matched on the whole message, which
+      // quotes the node: ethers' short one is its own wording ("nonce has already been used",
+      // "could not coalesce error"), so every re-send after a restart was warned as a failure.
+      const full = error instanceof Error ? error.message : text;
+      if (/already known|nonce too low|known transaction|already imported/i.test(full)) return;
       this.options.logger.warn(
         { key: record.key, nonce: record.nonce, err: text },
         'broadcast failed; it is retried',
@@ -286,17 +289,15 @@ export class TxSender {
   }
 
   private async follow(record: TxRecord, head: number, newBlock: boolean): Promise<void> {
-    const { provider } = this.options;
-    let receipt: TransactionReceipt | null = null;
-    if (newBlock || this.confirmations > 1) {
-      const receipts = await Promise.all(
-        record.attempts.map((a) => provider.getTransactionReceipt(a.hash).catch(() => null)),
-      );
-      receipt = receipts.find((r) => r !== null) ?? null;
-    }
+    const latest = record.attempts.at(-1);
+    const due = latest !== undefined && this.now() - latest.sentAt >= this.replaceAfterMs;
+    // Also looked up when a replacement is due, not only on a new block: a receipt missed at its
+    // block (a failed lookup, a node behind a load balancer) was otherwise never looked up again
+    // on a quiet chain, and the mined call was sent again under a new nonce (executed twice).
+    const look = newBlock || this.confirmations > 1 || due;
+    const receipt = look ? await this.receiptOf(record).catch(() => null) : null;
     if (receipt === null) {
-      const latest = record.attempts.at(-1);
-      if (latest && this.now() - latest.sentAt >= this.replaceAfterMs) await this.replace(record);
+      if (due) await this.replace(record);
       return;
     }
     if (head - receipt.blockNumber + 1 < this.confirmations) return;
@@ -315,6 +316,15 @@ export class TxSender {
     await this.options.store.delete(record.key);
   }
 
+  /** The receipt of whichever version of `record` was mined, or null; rejects if not known. */
+  private async receiptOf(record: TxRecord): Promise<TransactionReceipt | null> {
+    const { provider } = this.options;
+    const receipts = await Promise.all(
+      record.attempts.map((a) => provider.getTransactionReceipt(a.hash)),
+    );
+    return receipts.find((r) => r !== null) ?? null;
+  }
+
   private async replace(record: TxRecord): Promise<void> {
     const latest = record.attempts.at(-1);
     if (!latest) return;
@@ -328,6 +338,11 @@ export class TxSender {
       return; // the node is down: try again next poll
     }
     if (mined > record.nonce) {
+      // One of our versions may have been mined since its receipt was looked up: the nonce count
+      // read above covers it, so a receipt looked up now shows it, and the next poll reports it.
+      // A lookup that fails is no proof either way: nothing is sent again on a guess.
+      const ours = await this.receiptOf(record).catch(() => undefined);
+      if (ours !== null) return;
       // The nonce is spent and none of our versions has a receipt: something else sent from
       // this key. The call goes again under a fresh nonce.
       await this.renonce(record, current);
