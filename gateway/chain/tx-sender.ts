@@ -11,9 +11,11 @@
  *   raised by 12.5% (nodes want at least 10% on both fees to replace one in their pool) and sent;
  *   whichever of its versions is mined counts. This also re-sends it to a node that lost its pool
  *   on restart.
- * - Each call is estimated first: a call that would revert fails at once with the contract's
- *   error decoded and takes no nonce, so one refused agreement cannot leave a gap that holds up
- *   the others.
+ * - Each call is run first (see gasLimitFor): a call that would revert fails at once with the
+ *   contract's error decoded and takes no nonce, so one refused agreement cannot leave a gap
+ *   that holds up the others.
+ * - Receipts are looked up for the transactions that appear in new blocks, not for every one in
+ *   flight at every poll: with hundreds in flight that would be hundreds of calls a poll.
  * - An outcome is reported after `confirmations` blocks (1: mined). The owner's `onOutcome` is
  *   awaited before the record is deleted, so after a crash an outcome may be reported twice,
  *   never lost; owners treat it idempotently.
@@ -24,6 +26,7 @@ import {
   type JsonRpcProvider,
   keccak256,
   type TransactionReceipt,
+  toQuantity,
   type Wallet,
 } from 'ethers';
 import { EipError } from '../../core/errors.js';
@@ -92,9 +95,11 @@ export interface TxSenderCounters {
 
 const BUMP_NUMERATOR = 1125n;
 const BUMP_DENOMINATOR = 1000n;
-/** Estimates are a node's guess at the current state; a little headroom absorbs drift. */
-const GAS_HEADROOM_PERCENT = 120n;
+/** Gas limit over a function's first estimate (see gasLimitFor). */
+const GAS_HEADROOM = 2n;
 const FEE_CACHE_MS = 1000;
+/** Beyond this many new blocks at once, every receipt is looked up instead. */
+const MAX_SCANNED_BLOCKS = 64;
 
 export class TxSender {
   readonly counters: TxSenderCounters = {
@@ -115,6 +120,10 @@ export class TxSender {
   private fees: { at: number; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | undefined;
   private chainId = 0n;
   private lastHead = -1;
+  /** Receipts of mined transactions still short of their confirmations. */
+  private readonly receipts = new Map<string, TransactionReceipt>();
+  /** Gas limit per 4-byte function selector (see gasLimitFor). */
+  private readonly gasBySelector = new Map<string, bigint>();
   private nodeDownSince: number | undefined;
   private stopped = false;
 
@@ -155,10 +164,9 @@ export class TxSender {
    * asked (nothing was sent then: the caller tries again later).
    */
   async send(job: TxJob): Promise<string> {
-    const { provider, wallet } = this.options;
-    let gas: bigint;
+    let gasLimit: bigint;
     try {
-      gas = await provider.estimateGas({ from: wallet.address, to: job.to, data: job.data });
+      gasLimit = await this.gasLimitFor(job);
     } catch (error) {
       const reverted = this.revertReason(error);
       if (reverted !== null) {
@@ -171,13 +179,33 @@ export class TxSender {
     if (this.nextNonce < 0) await this.syncNonce();
     // No await between reading and advancing the nonce: concurrent sends get consecutive ones.
     const nonce = this.nextNonce++;
-    const gasLimit = (gas * GAS_HEADROOM_PERCENT) / 100n;
     const attempt = await this.sign(job, nonce, gasLimit, fees);
     const record: TxRecord = { ...job, nonce, gasLimit: gasLimit.toString(), attempts: [attempt] };
     await this.options.store.put(job.key, record);
     this.counters.sent++;
     await this.broadcast(record);
     return attempt.hash;
+  }
+
+  /**
+   * The gas limit for a call, after checking it would not revert. A node's estimate is a search
+   * that runs the call many times (12 ms each on anvil, against 1 ms for one run), so each
+   * function is estimated once: later calls are run once (eth_call) to see they succeed, and get
+   * twice the largest estimate of their function. A generous limit costs nothing: only the gas
+   * used is paid. The calls here differ in gas only by a few storage slots being new or not.
+   */
+  private async gasLimitFor(job: TxJob): Promise<bigint> {
+    const { provider, wallet } = this.options;
+    const call = { from: wallet.address, to: job.to, data: job.data };
+    const selector = job.data.slice(0, 10);
+    const known = this.gasBySelector.get(selector);
+    if (known !== undefined) {
+      await provider.call(call);
+      return known;
+    }
+    const limit = (await provider.estimateGas(call)) * GAS_HEADROOM;
+    this.gasBySelector.set(selector, limit);
+    return limit;
   }
 
   private async syncNonce(): Promise<void> {
@@ -283,24 +311,56 @@ export class TxSender {
       return;
     }
     const records = [...this.options.store.values()];
-    const newBlock = head !== this.lastHead;
+    const mined =
+      head === this.lastHead ? new Set<string>() : await this.minedIn(this.lastHead, head);
     this.lastHead = head;
-    await Promise.all(records.map((record) => this.follow(record, head, newBlock)));
+    await Promise.all(
+      records.map((record) =>
+        this.follow(record, head, mined === null || record.attempts.some((a) => mined.has(a.hash))),
+      ),
+    );
   }
 
-  private async follow(record: TxRecord, head: number, newBlock: boolean): Promise<void> {
+  /**
+   * The hashes of the transactions in the blocks after `from` up to `to`; null when they are
+   * not listed (the first poll, a long outage, a failed read): then every receipt is looked up.
+   */
+  private async minedIn(from: number, to: number): Promise<Set<string> | null> {
+    if (from < 0 || to - from > MAX_SCANNED_BLOCKS) return null;
+    try {
+      const blocks = await Promise.all(
+        Array.from({ length: to - from }, (_, i) =>
+          this.options.provider.send('eth_getBlockByNumber', [toQuantity(from + 1 + i), false]),
+        ),
+      );
+      return new Set(
+        blocks.flatMap((block: { transactions?: string[] } | null) =>
+          (block?.transactions ?? []).map((hash) => hash.toLowerCase()),
+        ),
+      );
+    } catch {
+      return null;
+    }
+  }
+
+  private async follow(record: TxRecord, head: number, maybeMined: boolean): Promise<void> {
     const latest = record.attempts.at(-1);
     const due = latest !== undefined && this.now() - latest.sentAt >= this.replaceAfterMs;
-    // Also looked up when a replacement is due, not only on a new block: a receipt missed at its
-    // block (a failed lookup, a node behind a load balancer) was otherwise never looked up again
-    // on a quiet chain, and the mined call was sent again under a new nonce (executed twice).
-    const look = newBlock || this.confirmations > 1 || due;
-    const receipt = look ? await this.receiptOf(record).catch(() => null) : null;
+    // Also looked up when a replacement is due, not only when seen in a new block: a receipt
+    // missed at its block (a failed lookup, a node behind a load balancer) was otherwise never
+    // looked up again on a quiet chain, and the mined call was sent again under a new nonce.
+    let receipt = this.receipts.get(record.key) ?? null;
+    if (receipt === null && (maybeMined || due)) {
+      receipt = await this.receiptOf(record).catch(() => null);
+      // Kept while it waits for its confirmations, so it is not looked up at every poll.
+      if (receipt) this.receipts.set(record.key, receipt);
+    }
     if (receipt === null) {
       if (due) await this.replace(record);
       return;
     }
     if (head - receipt.blockNumber + 1 < this.confirmations) return;
+    this.receipts.delete(record.key);
     const outcome: TxOutcome =
       receipt.status === 1
         ? { kind: 'confirmed', hash: receipt.hash, blockNumber: receipt.blockNumber, receipt }
