@@ -24,6 +24,7 @@ import type { GatewayConfig } from './config.js';
 import { Indexer } from './indexer/indexer.js';
 import { ParkDirectory } from './park.js';
 import { type GatewayService, type GatewayServiceOptions, startGatewayService } from './service.js';
+import { InfluxWriter } from './timeseries/writer.js';
 
 /** Tokens each plant gets on the embedded chain, so the demo park can trade at once. */
 export const DEMO_TOKENS = 1_000_000n * 10n ** 18n;
@@ -77,11 +78,8 @@ export async function startGateway(options: RunOptions): Promise<Gateway> {
 
     const mqttLink = await openBroker(options, env);
     cleanups.push(mqttLink.close);
-    if (!config.influx) {
-      logger.warn(
-        'no InfluxDB configured (influx: in the config): readings are not kept as time series',
-      );
-    }
+    const series = await openTimeSeries(config, dataDir, logger);
+    if (series) cleanups.push(() => series.close());
     const service = await startGatewayService({
       dataDir,
       directory,
@@ -94,7 +92,15 @@ export async function startGateway(options: RunOptions): Promise<Gateway> {
       replaceAfterMs: config.replace_after_s * 1000,
       pollMs: options.pollMs ?? (chain.embedded ? 200 : 1000),
       tickMs: options.tickMs ?? 1000,
-      ...(options.onReading && { onReading: options.onReading }),
+      onReading: (reading) => {
+        series?.writeReading(reading);
+        options.onReading?.(reading);
+      },
+      ...(series && {
+        onBalance: (balance) => series.writeBalance(balance),
+        onStatus: (status) => series.writeAgreementStatus(status),
+        onDelivered: (confirmation) => series.writeDeliveryConfirmation(confirmation),
+      }),
     });
     cleanups.push(() => service.stop());
     const api = await startApi(config, chain, logger);
@@ -218,6 +224,27 @@ async function mintDemoTokens(
   await Promise.all(minted.map((tx) => tx.wait()));
   if (minted.length)
     logger.info({ plants: minted.length, tokens: '1000000' }, 'demo tokens minted');
+}
+
+/**
+ * The time-series writer, or none (said at start). Points wait in a spool on disk while
+ * InfluxDB is down, so a gateway that starts before its database loses nothing.
+ */
+async function openTimeSeries(config: GatewayConfig, dataDir: string, logger: Logger) {
+  if (!config.influx) {
+    logger.warn(
+      'no InfluxDB configured (influx: in the config): readings are not kept as time series',
+    );
+    return undefined;
+  }
+  const writer = await InfluxWriter.open({
+    url: config.influx.url,
+    database: config.influx.database,
+    spoolDir: join(dataDir, 'influx-spool'),
+    logger: logger.child({ part: 'influx' }),
+  });
+  logger.info({ url: config.influx.url, database: config.influx.database }, 'writing time series');
+  return writer;
 }
 
 /** The indexer of contract events and the HTTP API that serves it. */

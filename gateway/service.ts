@@ -38,6 +38,9 @@ export interface GatewayServiceOptions {
   /** Every reading and balance, for the time-series writer. */
   readonly onReading?: (reading: Payload<'meterReading'>) => void;
   readonly onBalance?: (balance: Payload<'balance'>) => void;
+  /** Every agreement status and settled delivery, once each (the parties get their copies). */
+  readonly onStatus?: (status: Payload<'agreementStatus'>) => void;
+  readonly onDelivered?: (confirmation: Payload<'deliveryConfirmation'>) => void;
   readonly now?: () => number;
 }
 
@@ -62,11 +65,14 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
   const parties = (record: AgreementRecord) => new Set([record.seller, record.buyer]);
   const notifier: Notifier = {
     status: (record, payload, only) => {
+      // A repeat to one party (a duplicate's answer) is not a new event of the agreement.
+      if (!only) options.onStatus?.(payload);
       for (const prosumer of only ? [only] : parties(record)) {
         link.publish('agreementStatus', { prosumer }, payload);
       }
     },
     delivered: (record, payload) => {
+      options.onDelivered?.(payload);
       for (const prosumer of parties(record)) {
         link.publish('deliveryConfirmation', { prosumer }, payload);
       }

@@ -3,8 +3,9 @@
  * core), then the gas each market operation costs on a real anvil chain (see gas.ts), then Modbus
  * RTU polling against the bus's own ceiling (see rtu.ts), the edge's outbox and the edge agent
  * (see outbox.ts and edge.ts), the park broker's login check (broker.ts), the relay to the
- * chain (relay.ts) and the gateway's memory with 100 agents (gateway.ts). Naming sections
- * (engine, gas, rtu, outbox, edge, broker, relay, gateway) runs only those.
+ * chain (relay.ts), readings from MQTT into InfluxDB (ingest.ts) and the gateway's memory with
+ * 100 agents (gateway.ts). Naming sections (engine, gas, rtu, outbox, edge, broker, ingest,
+ * relay, gateway) runs only those.
  *
  * A round is one time step in which both agents move (two offers, or an offer and the
  * acceptance). Each benchmark runs for about a second per sample, five samples, and reports the
@@ -21,6 +22,7 @@ import { brokerTable } from './broker.js';
 import { edgeTable } from './edge.js';
 import { gasTable } from './gas.js';
 import { gatewayTable } from './gateway.js';
+import { ingestTable } from './ingest.js';
 import { outboxTable } from './outbox.js';
 import { relayTable } from './relay.js';
 import { rtuTable } from './rtu.js';
@@ -131,6 +133,10 @@ const SECTIONS: Record<string, { title: string; table: () => string | Promise<st
   broker: {
     title: "Park broker: checking a device's login",
     table: brokerTable,
+  },
+  ingest: {
+    title: 'Ingest: meter readings from MQTT to InfluxDB on this host (see ingest.ts)',
+    table: ingestTable,
   },
   relay: {
     title: 'Relay to the chain: agreements from an edge to confirmation on anvil (see relay.ts)',
