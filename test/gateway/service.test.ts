@@ -7,6 +7,7 @@
 import { Wallet } from 'ethers';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UtilityMarket__factory } from '../../contracts/types/index.js';
 import { structHash } from '../../core/messages/eip712.js';
 import {
   decodeMessage,
@@ -169,5 +170,28 @@ describe('the gateway service', () => {
     // A dropped connection, not a clean disconnect: the broker sends the will.
     agent.stream.destroy();
     await until('offline', () => service.presence.get('plant-a')?.state === 'offline');
+  });
+
+  it('follows an agreement someone else put on chain first, without counting it as a new trade', async () => {
+    const agreement = await park.terms(2_000n, 3600n);
+    const id = structHash('Agreement', agreement);
+    const signed = park.signed(agreement);
+    // Anyone may relay: here the buyer itself, straight to the market.
+    const market = UtilityMarket__factory.connect(
+      park.manifest.markets.biogas.address,
+      park.buyer.wallet.connect(park.provider),
+    );
+    const receipt = await (
+      await market.openAgreement(agreement, signed.seller_signature, signed.buyer_signature)
+    ).wait();
+    const opened = service.relay.counters.opened;
+    await park.sendAgreement(plantB, park.buyer, signed);
+    await until('followed', () => service.book.get(id)?.state === 'open');
+    expect(service.relay.counters).toMatchObject({ opened, alreadyOnChain: 1 });
+    expect(statuses('plant-a', id).at(-1)).toMatchObject({
+      state: 'confirmed',
+      tx_hash: receipt?.hash,
+      block: receipt?.blockNumber,
+    });
   });
 });
