@@ -9,7 +9,7 @@
  * throws something other than an EipError is a bug: it is logged as one and the message refused
  * the same way, so no input can stop the gateway.
  */
-import type { MqttClient } from 'mqtt';
+import type { IPublishPacket, MqttClient } from 'mqtt';
 import { EipError, isEipError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import {
@@ -21,6 +21,23 @@ import {
   TOPICS,
   type TopicName,
 } from '../core/messages/topics.js';
+
+type Held = { readonly packet: IPublishPacket; readonly done: () => void };
+const held = new WeakMap<MqttClient, Held[]>();
+
+/**
+ * Holds every message that arrives before the link starts, unacknowledged, for the link to
+ * handle first. Call it right after `mqtt.connect`: a persistent session's queued messages come
+ * as soon as the connection is up, and MQTT.js acknowledges whatever no handler takes, so they
+ * would be lost (found by killing the gateway mid-relay).
+ */
+export function holdMessages(client: MqttClient): void {
+  const queue: Held[] = [];
+  held.set(client, queue);
+  client.handleMessage = (packet, done) => {
+    queue.push({ packet, done: () => done() });
+  };
+}
 
 type Handlers = {
   [N in TopicName]?: (message: Extract<DecodedMessage, { name: N }>) => void | Promise<void>;
@@ -48,12 +65,12 @@ export class GatewayLink {
 
   /** Subscribes to every topic a handler is given for; resolves on the SUBACK. */
   async start(): Promise<void> {
-    this.client.handleMessage = (packet, done) => {
-      this.handle(packet.topic, packet.payload as Buffer).then(
-        () => done(),
-        () => done(),
-      );
+    const handle = (packet: IPublishPacket, done: () => void) => {
+      this.handle(packet.topic, packet.payload as Buffer).then(done, done);
     };
+    this.client.handleMessage = (packet, done) => handle(packet, () => done());
+    for (const { packet, done } of held.get(this.client) ?? []) handle(packet, done);
+    held.delete(this.client);
     const filters = (Object.keys(this.handlers) as TopicName[]).map((name) => subscription(name));
     const granted = await this.client.subscribeAsync(filters, { qos: 1 });
     const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);

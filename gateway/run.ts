@@ -22,6 +22,7 @@ import { enrolPlants } from './chain/enrol.js';
 import { type Manifest, readManifest, writeManifest } from './chain/manifest.js';
 import type { GatewayConfig } from './config.js';
 import { Indexer } from './indexer/indexer.js';
+import { holdMessages } from './link.js';
 import { ParkDirectory } from './park.js';
 import { type GatewayService, type GatewayServiceOptions, startGatewayService } from './service.js';
 import { InfluxWriter } from './timeseries/writer.js';
@@ -327,6 +328,7 @@ async function openBroker(options: RunOptions, env: NodeJS.ProcessEnv): Promise<
     reconnectPeriod: 2000,
     connectTimeout: 10_000,
   });
+  holdMessages(client);
   try {
     await new Promise<void>((done, fail) => {
       client.once('connect', () => done());
