@@ -3,8 +3,16 @@
  * alone, password hashes for its credentials file, and deploying the market contracts. A thin
  * composition root: flags in, modules wired, one line per failure (see core/cli.ts).
  */
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { isAddress, JsonRpcProvider, NonceManager, Wallet } from 'ethers';
 import {
@@ -18,6 +26,7 @@ import { EipError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { startParkBroker } from '../broker/broker.js';
 import { hashPassword, loadCredentials } from '../broker/credentials.js';
+import { mosquittoAcl, mosquittoClients, mosquittoConf } from '../broker/mosquitto.js';
 import { ANVIL_CHAIN_ID, ANVIL_DEV_KEY } from '../chain/anvil.js';
 import { DEFAULT_GRACE_PERIOD, deployMarkets, MAX_GRACE_PERIOD } from '../chain/deploy.js';
 import { writeManifest } from '../chain/manifest.js';
@@ -122,6 +131,45 @@ function program(io: Io, env: NodeJS.ProcessEnv): Command {
       logger.info({ ...broker.urls, clients: credentials.size }, 'broker listening');
       logger.info({ signal: await stop.stopped }, 'stopping');
       await broker.close();
+    });
+
+  root
+    .command('mosquitto')
+    .summary('write a Mosquitto configuration and ACL for the park from the credentials file')
+    .description(
+      "Write mosquitto.conf and acl (the park's logins and topic rules, from the topic catalogue and the roles in the credentials file) into a folder, for running the park on Mosquitto 2.0 instead of the embedded broker. Passwords are set with mosquitto_passwd; see gateway/broker/MOSQUITTO.md.",
+    )
+    .requiredOption('--credentials <file>', 'YAML file of clients and roles')
+    .requiredOption('--dir <dir>', 'where to write mosquitto.conf and acl')
+    .option('--listen <host:port>', 'the MQTT listener', '0.0.0.0:1883')
+    .option('--persistence <dir>', "Mosquitto's persistence folder", '/var/lib/mosquitto/')
+    .action((flags: { credentials: string; dir: string; listen: string; persistence: string }) => {
+      let text: string;
+      try {
+        text = readFileSync(flags.credentials, 'utf8');
+      } catch (error) {
+        throw new EipError(
+          'INVALID_ARGUMENT',
+          `cannot read ${flags.credentials}: ${(error as Error).message}`,
+        );
+      }
+      const clients = mosquittoClients(text, flags.credentials);
+      const dir = resolve(flags.dir);
+      mkdirSync(dir, { recursive: true });
+      const acl = join(dir, 'acl');
+      writeFileSync(acl, mosquittoAcl(clients));
+      writeFileSync(
+        join(dir, 'mosquitto.conf'),
+        mosquittoConf({
+          listeners: [parseHostPort(flags.listen, '--listen')],
+          passwordFile: join(dir, 'passwd'),
+          aclFile: acl,
+          persistenceDir: flags.persistence,
+        }),
+      );
+      io.stdout.write(
+        `${join(dir, 'mosquitto.conf')}\n${acl}\nnext: mosquitto_passwd -c ${join(dir, 'passwd')} USER, for each of the ${clients.length} clients\n`,
+      );
     });
 
   root
