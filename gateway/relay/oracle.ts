@@ -11,7 +11,7 @@
  *   reports the whole quantity, or once the window and the market's grace period are over.
  */
 import type { Log } from 'ethers';
-import { EipError } from '../../core/errors.js';
+import { EipError, isEipError } from '../../core/errors.js';
 import { assertSignedBy, marketDomain } from '../../core/messages/eip712.js';
 import { type Payload, TOPICS } from '../../core/messages/topics.js';
 import type { TxOutcome } from '../chain/tx-sender.js';
@@ -124,7 +124,10 @@ export class DeliveryOracle {
       await this.ctx.sender.send({ ...job, to: this.ctx.manifest.markets[record.utility].address });
     } catch (error) {
       this.busy.delete(id);
-      await this.refused(record, side, error as Error);
+      // Only the market's refusal says anything about the report: a node that cannot be asked
+      // leaves it stored, for the next tick to send.
+      if (isEipError(error, 'CHAIN_REVERTED')) await this.refused(record, side, error);
+      else this.ctx.logger.warn({ agreement: id, err: (error as Error).message }, 'postponed');
     }
   }
 
