@@ -44,7 +44,6 @@ export async function relayTable(): Promise<string> {
     });
     const batch = await relay(park, edge, confirmed, IN_FLIGHT, true);
     const single = await relay(park, edge, confirmed, ONE_BY_ONE, false);
-    const rss = process.memoryUsage().rss / 2 ** 20;
     const rows = [
       row(`${IN_FLIGHT} agreements published at once`, batch, single),
       row(`${ONE_BY_ONE} agreements, each after the last's confirmation`, single, single),
@@ -54,7 +53,7 @@ export async function relayTable(): Promise<string> {
       ['relay to anvil', 'agreements/s', 'vs one at a time', 'latency p50', 'p99'],
       rows,
       ['left', 'right', 'right', 'right', 'right'],
-    )}\n\nSynced writes of the book: ${service.book.commitCount} for ${stats.sent} transactions; bench process RSS ${rss.toFixed(0)} MB.`;
+    )}\n\nSynced writes of the book: ${service.book.commitCount} for ${stats.sent} transactions.`;
   } finally {
     await park.close();
   }
