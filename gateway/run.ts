@@ -172,7 +172,10 @@ async function openChain(
   const chainDir = join(dataDir, 'chain');
   mkdirSync(chainDir, { recursive: true });
   const stateFile = join(chainDir, 'anvil-state.json');
-  const anvil: Anvil = await startAnvil({ stateFile, stateIntervalS: 1 });
+  // A block a second, as a park's proof-of-authority chain would make: the contracts' clock
+  // (block.timestamp) moves with blocks, and with a block only per transaction a quiet chain's
+  // clock would stop, and with it every settlement falling due.
+  const anvil: Anvil = await startAnvil({ stateFile, stateIntervalS: 1, blockTime: 1 });
   const provider = new JsonRpcProvider(anvil.url, undefined, {
     cacheTimeout: -1,
     pollingInterval: 100,

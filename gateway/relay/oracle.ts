@@ -158,7 +158,11 @@ export class DeliveryOracle {
   ): Promise<void> {
     const { logger, book } = this.ctx;
     const reason = error.message;
-    if (side && /UtilityMarketStaleReport/.test(reason)) {
+    if (side && /UtilityMarketMeasuredOutsideWindow/.test(reason)) {
+      // The window was checked on arrival: the report is ahead of the chain's clock, which moves
+      // with its blocks. It is tried again on the next tick.
+      logger.debug({ agreement: record.id, side }, 'report ahead of the chain clock; retried');
+    } else if (side && /UtilityMarketStaleReport/.test(reason)) {
       // The chain already has this figure or a higher one (a repost after a restart).
       await book.put(record.id, this.markPosted(record, side));
       void this.advance(record.id);

@@ -1,7 +1,8 @@
 /**
  * The delivery oracle's bookkeeping with a fake sender (the real path is in service.test.ts
  * against anvil): a report that cannot reach the chain because the node is down stays stored
- * and goes out on a later tick; one the market refuses as stale is marked posted, not resent.
+ * and goes out on a later tick, as does one ahead of the chain's clock; one the market refuses
+ * as stale is marked posted, not resent.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -156,6 +157,19 @@ describe('the delivery oracle', () => {
     o.tick();
     await settle();
     expect(sent.map((j) => j.key)).toEqual([`report:${id}:buyer`]);
+  });
+
+  it('keeps a report ahead of the chain clock and sends it again on a later tick', async () => {
+    const o = oracle();
+    const terms = await openAgreement();
+    failures.push(
+      new EipError('CHAIN_REVERTED', 'UtilityMarketMeasuredOutsideWindow(0x.., 1800000000)'),
+    );
+    await o.report('plant-b', 'gas-in', report(terms, 4_000n));
+    await settle();
+    o.tick();
+    await settle();
+    expect(sent).toHaveLength(1);
   });
 
   it('marks a report the market already has as posted instead of resending it', async () => {
