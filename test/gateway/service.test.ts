@@ -186,7 +186,7 @@ describe('the gateway service', () => {
     ).wait();
     const opened = service.relay.counters.opened;
     await park.sendAgreement(plantB, park.buyer, signed);
-    await until('followed', () => service.book.get(id)?.state === 'open');
+    await until('followed', () => statuses('plant-a', id).some((s) => s.state === 'confirmed'));
     expect(service.relay.counters).toMatchObject({ opened, alreadyOnChain: 1 });
     expect(statuses('plant-a', id).at(-1)).toMatchObject({
       state: 'confirmed',
