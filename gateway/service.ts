@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { JsonRpcProvider, Log, Wallet } from 'ethers';
 import type { MqttClient } from 'mqtt';
 import { UtilityToken__factory } from '../contracts/types/index.js';
+import { EipError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Payload } from '../core/messages/topics.js';
 import type { Manifest } from './chain/manifest.js';
@@ -127,6 +128,15 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
         oracle.report(m.params.prosumer ?? '', m.params.meter ?? '', m.payload),
       meterReading: (m) => options.onReading?.(m.payload),
       balance: (m) => options.onBalance?.(m.payload),
+      providerTrade: (m) => {
+        // The market takes a trade with the provider only from the plant's own key
+        // (tradeWithProvider is onlyProsumer): the gateway cannot place it, and says so rather
+        // than drop the order.
+        throw new EipError(
+          'NOT_SUPPORTED',
+          `${m.payload.prosumer}: the gateway cannot place an order to the main provider for a plant; the market's tradeWithProvider must be sent from the plant's own key`,
+        );
+      },
       agentStatus: (m) => {
         presence.set(m.payload.prosumer, m.payload);
       },

@@ -86,6 +86,8 @@ export class EdgeAgent {
     deliveries: 0,
   };
   private readonly negotiationOutcomes = new Map<string, number>();
+  /** Refusals the gateway sent back, by error code. */
+  private readonly gatewayRefusals = new Map<string, number>();
   private readonly buses = new Map<string, Bus>();
   private readonly pollers: { readonly poller: Poller; readonly meters: Map<string, string> }[] =
     [];
@@ -167,6 +169,7 @@ export class EdgeAgent {
     });
     client.on('error', (error) => logger.warn({ err: error }, 'MQTT connection problem'));
 
+    this.listenToGateway(client);
     this.startMeters(client);
     this.startUtilities();
     this.defineMetrics();
@@ -270,12 +273,11 @@ export class EdgeAgent {
     });
     await negotiator.start();
     this.negotiator = negotiator;
-    await this.startDeliveryReports(client, markets);
+    await this.startDeliveryReports(markets);
   }
 
   /** Delivery reports, when a utility names its delivery counters and a metering key is set. */
   private async startDeliveryReports(
-    client: MqttClient,
     markets: Partial<Record<UtilityId, MarketDomain>>,
   ): Promise<void> {
     const { config, logger } = this.deps;
@@ -306,14 +308,35 @@ export class EdgeAgent {
       file: resolve(this.deps.baseDir, config.data_dir, 'deliveries.json'),
       logger,
     });
-    const statuses = subscription('agreementStatus', { prosumer: config.prosumer });
-    const confirmations = subscription('deliveryConfirmation', { prosumer: config.prosumer });
+    logger.info({ meter_key: signer.address }, 'delivery reports enabled');
+  }
+
+  /**
+   * What the gateway sends this plant: its agreements' statuses and settled deliveries (logged,
+   * and followed by the delivery reports), and why it refused something the agent sent, which
+   * is logged as a warning and counted by code, so an installer sees it in the agent's own log.
+   */
+  private listenToGateway(client: MqttClient): void {
+    const { config, logger } = this.deps;
+    const prosumer = config.prosumer;
+    const filters = [
+      subscription('agreementStatus', { prosumer }),
+      subscription('deliveryConfirmation', { prosumer }),
+      subscription('refusal', { prosumer }),
+    ];
     client.on('message', (topicName, payload) => {
-      if (topicName !== statuses && topicName !== confirmations) return;
+      if (!filters.includes(topicName)) return;
       try {
         const message = decodeMessage(topicName, payload);
-        if (message.name === 'agreementStatus') this.reporter?.status(message.payload);
-        else if (message.name === 'deliveryConfirmation') {
+        if (message.name === 'agreementStatus') {
+          this.reporter?.status(message.payload);
+          if (message.payload.state === 'failed') {
+            logger.warn(
+              { agreement: message.payload.agreement_id, reason: message.payload.reason },
+              'agreement failed on chain',
+            );
+          }
+        } else if (message.name === 'deliveryConfirmation') {
           this.counters.deliveries++;
           logger.info(
             {
@@ -325,13 +348,16 @@ export class EdgeAgent {
             },
             'delivery settled',
           );
+        } else if (message.name === 'refusal') {
+          const { code, topic: refused } = message.payload;
+          this.gatewayRefusals.set(code, (this.gatewayRefusals.get(code) ?? 0) + 1);
+          logger.warn({ code, topic: refused }, `the gateway refused: ${message.payload.message}`);
         }
       } catch (error) {
         logger.warn({ topic: topicName }, `refused: ${(error as Error).message}`);
       }
     });
-    client.subscribe([statuses, confirmations], { qos: 1 });
-    logger.info({ meter_key: signer.address }, 'delivery reports enabled');
+    client.subscribe(filters, { qos: 1 });
   }
 
   /** Writes a message to the outbox (durable before it counts as sent) and wakes the sender. */
@@ -671,6 +697,17 @@ export class EdgeAgent {
       'eip_edge_provider_trades_total',
       'Orders to trade with the main provider',
       () => this.counters.providerTrades,
+    );
+    m.counter(
+      'eip_edge_gateway_refusals_total',
+      'Messages the gateway refused, by error code (each is logged with why)',
+      () => [...this.gatewayRefusals].map(([code, n]) => [{ code }, n] as const),
+      ['code'],
+    );
+    m.counter(
+      'eip_edge_deliveries_settled_total',
+      'Agreements of this plant settled on chain',
+      () => this.counters.deliveries,
     );
     m.counter('eip_edge_p1_crc_errors_total', 'P1 telegrams that failed their CRC', () =>
       this.p1.reduce((s, p) => s + p.source.counters.crc_errors, 0),

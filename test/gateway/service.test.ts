@@ -194,4 +194,31 @@ describe('the gateway service', () => {
       block: receipt?.blockNumber,
     });
   });
+
+  it('answers an order to the main provider, which it cannot place, instead of dropping it', async () => {
+    const now = Date.now();
+    await plantB.publishAsync(
+      topic('providerTrade', { utility: 'biogas', prosumer: 'plant-b' }),
+      encodePayload('providerTrade', {
+        prosumer: 'plant-b',
+        utility: 'biogas',
+        role: 'buyer',
+        quantity_milli: 1_000,
+        limit_price_milli: 80_000,
+        delivery_start_ms: now,
+        delivery_end_ms: now + 3_600_000,
+        at_ms: now,
+      }),
+      { qos: 1 },
+    );
+    await until('answered', () =>
+      inbox.some(
+        (m) =>
+          m.prosumer === 'plant-b' &&
+          m.message.name === 'refusal' &&
+          m.message.payload.code === 'NOT_SUPPORTED',
+      ),
+    );
+    expect(service.link.counters.refused.NOT_SUPPORTED).toBe(1);
+  });
 });

@@ -14,7 +14,12 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../core/logger.js';
 import { assertSignedBy, marketDomain } from '../../../core/messages/eip712.js';
-import { decodeMessage, type Payload } from '../../../core/messages/topics.js';
+import {
+  decodeMessage,
+  encodePayload,
+  type Payload,
+  topic,
+} from '../../../core/messages/topics.js';
 import { EdgeAgent } from '../../../edge/agent/agent.js';
 import { parseConfig } from '../../../edge/config/load.js';
 import { loadProfile } from '../../../edge/meters/profiles.js';
@@ -228,5 +233,25 @@ utilities:
 
     // Nothing either agent did was refused by the park's ACL.
     expect(broker.counters).toMatchObject({ refusedPublishes: 0, refusedSubscriptions: 0 });
+
+    // The gateway's answer to something the agent sent is logged and counted by the agent.
+    const [gateway] = clients;
+    await gateway?.publishAsync(
+      topic('refusal', { prosumer: 'digester' }),
+      encodePayload('refusal', {
+        topic: 'eip/v1/agreements/digester',
+        code: 'INVALID_SIGNATURE',
+        message: 'Agreement is signed by 0x0, expected 0x1',
+        at_ms: Date.now(),
+      }),
+      { qos: 1 },
+    );
+    const counted = /^eip_edge_gateway_refusals_total\{code="INVALID_SIGNATURE"\} 1/m;
+    let text = '';
+    for (let tries = 0; tries < 100 && !counted.test(text); tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      text = await (await fetch(`${seller.healthUrl}/metrics`)).text();
+    }
+    expect(text).toMatch(counted);
   }, 30_000);
 });
