@@ -127,7 +127,8 @@ export class DeliveryOracle {
       // Only the market's refusal says anything about the report: a node that cannot be asked
       // leaves it stored, for the next tick to send.
       if (isEipError(error, 'CHAIN_REVERTED')) await this.refused(record, side, error);
-      else this.ctx.logger.warn({ agreement: id, err: (error as Error).message }, 'postponed');
+      // The transaction sender says once when the node is unreachable and when it is back.
+      else this.ctx.logger.debug({ agreement: id, err: (error as Error).message }, 'postponed');
     }
   }
 

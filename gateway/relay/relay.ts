@@ -69,6 +69,7 @@ export class AgreementRelay {
   };
   /** Submissions under way: an outcome waits for its own submission to be booked first. */
   private readonly submitting = new Map<string, Promise<void>>();
+  private postponing = false;
 
   constructor(private readonly ctx: RelayContext) {}
 
@@ -166,16 +167,21 @@ export class AgreementRelay {
         state: 'submitted',
         tx_hash: hash,
       });
+      if (this.postponing) {
+        this.postponing = false;
+        this.ctx.logger.info('submitting again: the chain node answers');
+      }
     } catch (error) {
       if (isEipError(error, 'CHAIN_REVERTED')) await this.refused(record, error.message);
-      // Otherwise the node could not be asked: the agreement stays accepted for resume().
-      else
+      else if (!this.postponing) {
+        // The node could not be asked: the agreement stays accepted for resume(). Said once
+        // per outage, not once per agreement and tick.
+        this.postponing = true;
         this.ctx.logger.warn(
-          { agreement: id, err: (error as Error).message },
-          'submission postponed',
+          { err: (error as Error).message },
+          'submissions postponed: agreements are kept and sent when the chain node answers',
         );
-    } finally {
-      this.submitting.delete(id);
+      }
     }
   }
 

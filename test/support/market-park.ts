@@ -42,7 +42,12 @@ export interface Plant {
 }
 
 export interface MarketPark {
+  /** The chain now (a new one after `restartChain`). */
   readonly anvil: Anvil;
+  /** Stops the chain node once its state file (written every second) holds the last block. */
+  stopChain(): Promise<void>;
+  /** Starts it again on the same port from its state file: a node restart, as clients see it. */
+  startChain(): Promise<void>;
   readonly provider: JsonRpcProvider;
   readonly manifest: Manifest;
   readonly directory: ParkDirectory;
@@ -75,7 +80,8 @@ const plainWallet = () => new Wallet(Wallet.createRandom().privateKey);
 
 export async function startMarketPark(options: { graceS?: number } = {}): Promise<MarketPark> {
   const dataDir = mkdtempSync(join(tmpdir(), 'eip-gateway-'));
-  const anvil = await startAnvil();
+  const stateFile = join(dataDir, 'anvil-state.json');
+  let anvil = await startAnvil({ stateFile, stateIntervalS: 1 });
   const provider = new JsonRpcProvider(anvil.url, undefined, {
     cacheTimeout: -1,
     pollingInterval: 50,
@@ -144,7 +150,20 @@ export async function startMarketPark(options: { graceS?: number } = {}): Promis
     const publish = (client: MqttClient, t: string, payload: string) =>
       client.publishAsync(t, payload, { qos: 1 });
     return {
-      anvil,
+      get anvil() {
+        return anvil;
+      },
+      async stopChain() {
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await anvil.stop();
+      },
+      async startChain() {
+        anvil = await startAnvil({
+          port: Number(new URL(anvil.url).port),
+          stateFile,
+          stateIntervalS: 1,
+        });
+      },
       provider,
       manifest,
       directory,
