@@ -39,6 +39,9 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     );
     bytes32 public constant DELIVERY_REPORT_TYPEHASH =
         keccak256("DeliveryReport(bytes32 agreementId,uint256 delivered,uint64 measuredAt,uint64 seq)");
+    bytes32 public constant PROVIDER_ORDER_TYPEHASH = keccak256(
+        "ProviderOrder(address prosumer,uint8 role,uint256 quantity,uint64 deliveryStart,uint64 deliveryEnd,uint256 limitPrice,uint256 nonce,uint64 deadline)"
+    );
 
     /// @notice A signed offer of the off-chain negotiation (EIP-712 "Offer").
     struct Offer {
@@ -79,6 +82,20 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
     enum Role {
         Seller,
         Buyer
+    }
+
+    /// @notice A prosumer's signed order to trade with the main provider (EIP-712
+    /// "ProviderOrder", role as uint8), for anyone (the gateway) to place with
+    /// tradeWithProviderFor, so an edge agent trades without a transaction or gas of its own.
+    struct ProviderOrder {
+        address prosumer;
+        Role role;
+        uint256 quantity;
+        uint64 deliveryStart;
+        uint64 deliveryEnd;
+        uint256 limitPrice;
+        uint256 nonce;
+        uint64 deadline;
     }
 
     enum NegotiationState {
@@ -474,6 +491,39 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         uint64 deliveryEnd,
         uint256 limitPrice
     ) external nonReentrant whenNotPaused onlyProsumer returns (bytes32 agreementId) {
+        return _tradeWithProvider(msg.sender, prosumerRole, quantity, deliveryStart, deliveryEnd, limitPrice);
+    }
+
+    /// @notice Places a prosumer's signed order with the main provider, as if it had called
+    /// tradeWithProvider itself. Anyone may relay it. The order's nonce comes from the same
+    /// space as its agreement nonces and is spent; an order whose window has begun by the time
+    /// it is mined starts now.
+    /// @param order The order.
+    /// @param signature The prosumer's EIP-712 signature of `order`.
+    /// @return agreementId The agreement's id; its terms are in the AgreementOpened event.
+    function tradeWithProviderFor(ProviderOrder calldata order, bytes calldata signature)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (bytes32 agreementId)
+    {
+        if (!isProsumer[order.prosumer]) revert UtilityMarketNotProsumer(order.prosumer);
+        if (order.deadline < block.timestamp) revert UtilityMarketSignatureExpired(order.prosumer, order.deadline);
+        _checkSignature(keccak256(abi.encode(PROVIDER_ORDER_TYPEHASH, order)), signature, order.prosumer);
+        _useNonce(order.prosumer, order.nonce);
+        // forge-lint: disable-next-line(unsafe-typecast) block timestamps fit 64 bits for ages
+        uint64 start = order.deliveryStart < block.timestamp ? uint64(block.timestamp) : order.deliveryStart;
+        return _tradeWithProvider(order.prosumer, order.role, order.quantity, start, order.deliveryEnd, order.limitPrice);
+    }
+
+    function _tradeWithProvider(
+        address prosumer,
+        Role prosumerRole,
+        uint256 quantity,
+        uint64 deliveryStart,
+        uint64 deliveryEnd,
+        uint256 limitPrice
+    ) private returns (bytes32 agreementId) {
         address provider_ = provider;
         bool buying = prosumerRole == Role.Buyer;
         uint256 tariff = buying ? providerSellsAt : providerBuysAt;
@@ -488,8 +538,8 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         // Deadlines 0: no one signed these terms, and openAgreement can never accept them.
         Agreement memory terms = Agreement({
             negotiationId: bytes32(0),
-            seller: buying ? provider_ : msg.sender,
-            buyer: buying ? msg.sender : provider_,
+            seller: buying ? provider_ : prosumer,
+            buyer: buying ? prosumer : provider_,
             quantity: quantity,
             unitPrice: tariff,
             deliveryStart: deliveryStart,
@@ -502,7 +552,7 @@ contract UtilityMarket is EIP712, AccessControl, Pausable, ReentrancyGuardTransi
         });
         agreementId = keccak256(abi.encode(AGREEMENT_TYPEHASH, terms));
         _open(agreementId, terms, !buying);
-        emit ProviderTradeOpened(agreementId, msg.sender, prosumerRole);
+        emit ProviderTradeOpened(agreementId, prosumer, prosumerRole);
     }
 
     /// @notice Records a meter's cumulative delivery for an open agreement. The report must be

@@ -1265,6 +1265,35 @@ contract ProviderTradeTest is AgreementTestBase {
         market.setProviderSaleLimit(limit);
     }
 
+    /// `prosumer`'s order for QUANTITY in `role` at the current tariff, its window starting now.
+    function _order(address prosumer, UtilityMarket.Role role, uint256 nonce)
+        internal
+        view
+        returns (UtilityMarket.ProviderOrder memory)
+    {
+        return UtilityMarket.ProviderOrder({
+            prosumer: prosumer,
+            role: role,
+            quantity: QUANTITY,
+            deliveryStart: uint64(block.timestamp),
+            deliveryEnd: uint64(block.timestamp) + WINDOW,
+            limitPrice: role == UtilityMarket.Role.Buyer ? market.providerSellsAt() : market.providerBuysAt(),
+            nonce: nonce,
+            deadline: uint64(block.timestamp) + 10 minutes
+        });
+    }
+
+    function _signOrder(uint256 key, UtilityMarket.ProviderOrder memory order) internal view returns (bytes memory) {
+        return _sign(key, keccak256(abi.encode(market.PROVIDER_ORDER_TYPEHASH(), order)));
+    }
+
+    /// Places `order` signed by `key`, relayed by the operator (anyone may relay).
+    function _placeOrder(UtilityMarket.ProviderOrder memory order, uint256 key) internal returns (bytes32) {
+        bytes memory signature = _signOrder(key, order);
+        vm.prank(operator);
+        return market.tradeWithProviderFor(order, signature);
+    }
+
     /// Registers the provider as a prosumer with a meter of its own, which the fixture's provider lacks.
     function _meterProvider() internal returns (uint256 providerMeterKey) {
         address providerMeter;
@@ -1562,6 +1591,70 @@ contract ProviderTradeTest is AgreementTestBase {
         market.settle(terms);
         assertEq(token.balanceOf(seller), FUNDS + _saleEscrow(QUANTITY));
         assertEq(market.providerSaleEscrow(seller), 0);
+    }
+
+    function test_tradeWithProviderFor_tradesForTheProsumerWhoSigned() public {
+        UtilityMarket.ProviderOrder memory order = _order(buyer, UtilityMarket.Role.Buyer, 7);
+        UtilityMarket.Agreement memory expected = _providerTerms(UtilityMarket.Role.Buyer, buyer, QUANTITY);
+        bytes32 id = _agreementId(expected);
+        vm.expectEmit(address(market));
+        emit UtilityMarket.AgreementOpened(id, provider, buyer, expected);
+        vm.expectEmit(address(market));
+        emit UtilityMarket.ProviderTradeOpened(id, buyer, UtilityMarket.Role.Buyer);
+        assertEq(_placeOrder(order, buyerKey), id);
+        assertTrue(market.isNonceUsed(buyer, 7));
+        assertEq(token.balanceOf(buyer), FUNDS - _escrow(expected));
+        _assertOpen(id);
+    }
+
+    function test_tradeWithProviderFor_sellsForTheProsumerWhoSigned() public {
+        UtilityMarket.ProviderOrder memory order = _order(seller, UtilityMarket.Role.Seller, 8);
+        UtilityMarket.Agreement memory expected = _providerTerms(UtilityMarket.Role.Seller, seller, QUANTITY);
+        assertEq(_placeOrder(order, sellerKey), _agreementId(expected));
+        assertEq(market.providerSaleEscrow(seller), _saleEscrow(QUANTITY));
+    }
+
+    function test_tradeWithProviderFor_refusesAnotherSigner() public {
+        UtilityMarket.ProviderOrder memory order = _order(buyer, UtilityMarket.Role.Buyer, 7);
+        bytes memory signature = _signOrder(sellerKey, order);
+        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketInvalidSignature.selector, buyer, seller));
+        market.tradeWithProviderFor(order, signature);
+    }
+
+    function test_tradeWithProviderFor_refusesAReplay() public {
+        UtilityMarket.ProviderOrder memory order = _order(buyer, UtilityMarket.Role.Buyer, 7);
+        _placeOrder(order, buyerKey);
+        bytes memory signature = _signOrder(buyerKey, order);
+        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketNonceUsed.selector, buyer, 7));
+        market.tradeWithProviderFor(order, signature);
+    }
+
+    function test_tradeWithProviderFor_refusesAnExpiredOrder() public {
+        UtilityMarket.ProviderOrder memory order = _order(buyer, UtilityMarket.Role.Buyer, 7);
+        bytes memory signature = _signOrder(buyerKey, order);
+        vm.warp(order.deadline + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(UtilityMarket.UtilityMarketSignatureExpired.selector, buyer, order.deadline)
+        );
+        market.tradeWithProviderFor(order, signature);
+    }
+
+    function test_tradeWithProviderFor_refusesAStranger() public {
+        (address stranger, uint256 strangerKey) = makeAddrAndKey("stranger");
+        UtilityMarket.ProviderOrder memory order = _order(stranger, UtilityMarket.Role.Buyer, 7);
+        bytes memory signature = _signOrder(strangerKey, order);
+        vm.expectRevert(abi.encodeWithSelector(UtilityMarket.UtilityMarketNotProsumer.selector, stranger));
+        market.tradeWithProviderFor(order, signature);
+    }
+
+    function test_tradeWithProviderFor_startsAWindowThatHasBegunNow() public {
+        UtilityMarket.ProviderOrder memory order = _order(buyer, UtilityMarket.Role.Buyer, 7);
+        bytes memory signature = _signOrder(buyerKey, order);
+        vm.warp(block.timestamp + 60);
+        UtilityMarket.Agreement memory expected = _providerTerms(UtilityMarket.Role.Buyer, buyer, QUANTITY);
+        expected.deliveryStart = uint64(block.timestamp);
+        expected.deliveryEnd = order.deliveryEnd;
+        assertEq(market.tradeWithProviderFor(order, signature), _agreementId(expected));
     }
 }
 
