@@ -8,6 +8,7 @@ import { getAddress } from 'ethers';
 import { z } from 'zod';
 import { EipError } from '../core/errors.js';
 import { address, id } from '../core/messages/schemas.js';
+import { PROVIDER_NAME } from './relay/book.js';
 
 export const plantSchema = z.strictObject({
   address: address.meta({ description: "The plant's signing address (its edge agent's key)" }),
@@ -30,6 +31,12 @@ export class ParkDirectory {
     // for two plants, nor be a plant's own trading key.
     const keyOwner = new Map<string, string>();
     for (const [plant, entry] of Object.entries(plants)) {
+      if (plant === PROVIDER_NAME) {
+        throw new EipError(
+          'INVALID_ARGUMENT',
+          `"${PROVIDER_NAME}" names the main provider in agreements: a plant may not take it`,
+        );
+      }
       const key = entry.address.toLowerCase();
       const taken = this.idByAddress.get(key);
       if (taken) {

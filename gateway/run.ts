@@ -225,9 +225,22 @@ async function mintDemoTokens(
       minted.push(await token.mint(plant.address, DEMO_TOKENS));
     }
   }
+  // On the embedded chain the operator is also the main provider: it escrows what it buys
+  // from plants, so it needs tokens and each market's allowance too.
+  const provider = await operator.getAddress();
+  if ((await token.balanceOf(provider)) === 0n)
+    minted.push(await token.mint(provider, DEMO_TOKENS));
+  for (const { address } of Object.values(manifest.markets)) {
+    if ((await token.allowance(provider, address)) === 0n) {
+      minted.push(await token.approve(address, 2n ** 256n - 1n));
+    }
+  }
   await Promise.all(minted.map((tx) => tx.wait()));
   if (minted.length)
-    logger.info({ plants: minted.length, tokens: '1000000' }, 'demo tokens minted');
+    logger.info(
+      { plants: Object.keys(directory.plants).length, tokens: '1000000' },
+      'demo tokens minted',
+    );
 }
 
 /**

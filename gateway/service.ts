@@ -7,15 +7,15 @@ import { join } from 'node:path';
 import type { JsonRpcProvider, Log, Wallet } from 'ethers';
 import type { MqttClient } from 'mqtt';
 import { UtilityToken__factory } from '../contracts/types/index.js';
-import { EipError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Payload } from '../core/messages/topics.js';
 import type { Manifest } from './chain/manifest.js';
 import { type TxRecord, TxSender } from './chain/tx-sender.js';
 import { GatewayLink } from './link.js';
 import type { ParkDirectory } from './park.js';
-import type { AgreementRecord, Side } from './relay/book.js';
+import { type AgreementRecord, partiesOf, type Side } from './relay/book.js';
 import { DeliveryOracle } from './relay/oracle.js';
+import { type OrderRecord, ProviderOrders } from './relay/orders.js';
 import { AgreementRelay, MARKET, type Notifier } from './relay/relay.js';
 import { JsonStore } from './relay/store.js';
 
@@ -48,6 +48,7 @@ export interface GatewayServiceOptions {
 export interface GatewayService {
   readonly relay: AgreementRelay;
   readonly oracle: DeliveryOracle;
+  readonly orders: ProviderOrders;
   readonly sender: TxSender;
   readonly link: GatewayLink;
   readonly book: JsonStore<AgreementRecord>;
@@ -61,20 +62,20 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
   const now = options.now ?? Date.now;
   const book = await JsonStore.open<AgreementRecord>(join(options.dataDir, 'agreements'));
   const txs = await JsonStore.open<TxRecord>(join(options.dataDir, 'transactions'));
+  const orderBook = await JsonStore.open<OrderRecord>(join(options.dataDir, 'provider-orders'));
   const presence = new Map<string, Payload<'agentStatus'>>();
 
-  const parties = (record: AgreementRecord) => new Set([record.seller, record.buyer]);
   const notifier: Notifier = {
     status: (record, payload, only) => {
       // A repeat to one party (a duplicate's answer) is not a new event of the agreement.
       if (!only) options.onStatus?.(payload);
-      for (const prosumer of only ? [only] : parties(record)) {
+      for (const prosumer of only ? [only] : partiesOf(record)) {
         link.publish('agreementStatus', { prosumer }, payload);
       }
     },
     delivered: (record, payload) => {
       options.onDelivered?.(payload);
-      for (const prosumer of parties(record)) {
+      for (const prosumer of partiesOf(record)) {
         link.publish('deliveryConfirmation', { prosumer }, payload);
       }
     },
@@ -82,6 +83,7 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
 
   let relay: AgreementRelay | undefined;
   let oracle: DeliveryOracle | undefined;
+  let orders: ProviderOrders | undefined;
   const sender = new TxSender({
     provider,
     wallet: options.wallet,
@@ -95,6 +97,7 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
     onOutcome: async (key, outcome) => {
       const [kind, id = '', side] = key.split(':');
       if (kind === 'open') await relay?.outcome(id, outcome);
+      else if (kind === 'order') await orders?.outcome(id, outcome);
       else if (kind === 'report' || kind === 'settle') {
         await oracle?.outcome(kind, id, side as Side | undefined, outcome);
       }
@@ -120,6 +123,11 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
   };
   relay = new AgreementRelay(context);
   oracle = new DeliveryOracle(context);
+  orders = new ProviderOrders({
+    ...context,
+    orders: orderBook,
+    refuse: (prosumer, payload) => link.publish('refusal', { prosumer }, payload),
+  });
   const link = new GatewayLink(
     options.mqtt,
     {
@@ -128,15 +136,7 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
         oracle.report(m.params.prosumer ?? '', m.params.meter ?? '', m.payload),
       meterReading: (m) => options.onReading?.(m.payload),
       balance: (m) => options.onBalance?.(m.payload),
-      providerTrade: (m) => {
-        // The market takes a trade with the provider only from the plant's own key
-        // (tradeWithProvider is onlyProsumer): the gateway cannot place it, and says so rather
-        // than drop the order.
-        throw new EipError(
-          'NOT_SUPPORTED',
-          `${m.payload.prosumer}: the gateway cannot place an order to the main provider for a plant; the market's tradeWithProvider must be sent from the plant's own key`,
-        );
-      },
+      providerTrade: (m) => orders.accept(m.params.prosumer ?? '', m.payload),
       agentStatus: (m) => {
         presence.set(m.payload.prosumer, m.payload);
       },
@@ -148,14 +148,17 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
   await sender.start();
   await link.start();
   relay.resume();
+  orders.resume();
   const tick = setInterval(() => {
     relay.resume();
+    orders.resume();
     oracle.tick();
   }, options.tickMs ?? 1000);
 
   return {
     relay,
     oracle,
+    orders,
     sender,
     link,
     book,
@@ -165,6 +168,7 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
       await sender.stop();
       await book.close();
       await txs.close();
+      await orderBook.close();
     },
   };
 }

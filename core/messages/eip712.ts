@@ -92,6 +92,22 @@ export const DELIVERY_REPORT_TYPES = {
   ],
 } as const satisfies Types;
 
+export const PROVIDER_ORDER_TYPES = {
+  ProviderOrder: [
+    { name: 'prosumer', type: 'address' },
+    /** The contract's Role: 0 to sell to the provider, 1 to buy from it. */
+    { name: 'role', type: 'uint8' },
+    { name: 'quantity', type: 'uint256' },
+    { name: 'deliveryStart', type: 'uint64' },
+    { name: 'deliveryEnd', type: 'uint64' },
+    /** Highest tariff accepted when buying, lowest when selling, base units per milli-unit. */
+    { name: 'limitPrice', type: 'uint256' },
+    /** From the same space as the prosumer's agreement nonces: spent once. */
+    { name: 'nonce', type: 'uint256' },
+    { name: 'deadline', type: 'uint64' },
+  ],
+} as const satisfies Types;
+
 export interface Offer {
   readonly negotiationId: string;
   readonly seller: string;
@@ -118,6 +134,17 @@ export interface Agreement {
   readonly buyerDeadline: bigint;
 }
 
+export interface ProviderOrder {
+  readonly prosumer: string;
+  readonly role: number;
+  readonly quantity: bigint;
+  readonly deliveryStart: bigint;
+  readonly deliveryEnd: bigint;
+  readonly limitPrice: bigint;
+  readonly nonce: bigint;
+  readonly deadline: bigint;
+}
+
 export interface DeliveryReport {
   readonly agreementId: string;
   readonly delivered: bigint;
@@ -130,12 +157,14 @@ export const SIGNED = {
   Offer: OFFER_TYPES,
   Agreement: AGREEMENT_TYPES,
   DeliveryReport: DELIVERY_REPORT_TYPES,
+  ProviderOrder: PROVIDER_ORDER_TYPES,
 } as const;
 export type SignedKind = keyof typeof SIGNED;
 export interface SignedValue {
   Offer: Offer;
   Agreement: Agreement;
   DeliveryReport: DeliveryReport;
+  ProviderOrder: ProviderOrder;
 }
 
 function types(kind: SignedKind): Types {

@@ -89,6 +89,18 @@ export const agreementStructSchema = z.strictObject({
   buyerDeadline: uint(64),
 });
 
+export const providerOrderStructSchema = z.strictObject({
+  prosumer: address,
+  /** 0: sell to the provider; 1: buy from it (the contract's Role). */
+  role: z.union([z.literal(0), z.literal(1)]),
+  quantity: uint256,
+  deliveryStart: uint(64),
+  deliveryEnd: uint(64),
+  limitPrice: uint256,
+  nonce: uint256,
+  deadline: uint(64),
+});
+
 export const deliveryReportStructSchema = z.strictObject({
   agreementId: bytes32,
   delivered: uint256,
@@ -148,13 +160,9 @@ export const negotiationRequest = z.strictObject({
 export const providerTrade = z.strictObject({
   prosumer: id,
   utility,
-  /** What the prosumer does: buy from the provider or sell to it. */
-  role,
-  quantity_milli: milliAmount,
-  /** Highest tariff accepted when buying, lowest when selling: thousandths of a token per unit. */
-  limit_price_milli: milliAmount,
-  delivery_start_ms: timestampMs,
-  delivery_end_ms: timestampMs,
+  /** The order, EIP-712 signed by the prosumer, for the gateway to place (tradeWithProviderFor). */
+  order: providerOrderStructSchema,
+  signature,
   at_ms: timestampMs,
 });
 
@@ -214,6 +222,11 @@ export const agreementStatus = z.discriminatedUnion('state', [
     state: z.literal('confirmed'),
     tx_hash: bytes32,
     block: z.number().int().nonnegative(),
+    /**
+     * The terms as opened. Sent for trades with the provider, whose terms the contract makes:
+     * the plant learns its agreement's id and window only from here.
+     */
+    agreement: agreementStructSchema.optional(),
   }),
   z.strictObject({
     ...agreementStatusBase,

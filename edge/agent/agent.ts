@@ -13,7 +13,8 @@ import { parseHostPort } from '../../core/cli.js';
 import { isEipError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { DigestSigner } from '../../core/messages/ecdsa.js';
-import { type MarketDomain, marketDomain } from '../../core/messages/eip712.js';
+import { signDigest } from '../../core/messages/ecdsa.js';
+import { type MarketDomain, marketDomain, typedDataDigest } from '../../core/messages/eip712.js';
 import { ID_PATTERN } from '../../core/messages/schemas.js';
 import {
   decodeMessage,
@@ -23,7 +24,7 @@ import {
   type TopicName,
   topic,
 } from '../../core/messages/topics.js';
-import { type Milli, milli } from '../../core/units.js';
+import { type Milli, milli, unitPriceBaseUnits } from '../../core/units.js';
 import { getUtility, type UtilityId } from '../../core/utilities.js';
 import { BalanceTracker, type CounterValue } from '../balance/balance.js';
 import { planReadings, unitFactor } from '../config/load.js';
@@ -34,6 +35,7 @@ import { P1Source, p1Line } from '../meters/p1-reader.js';
 import { Poller } from '../meters/poller.js';
 import { loadProfile } from '../meters/profiles.js';
 import { Negotiator } from '../negotiation/negotiator.js';
+import { randomNonce } from '../negotiation/session.js';
 import { Forwarder } from '../outbox/forwarder.js';
 import { MqttPublisher } from '../outbox/mqtt-publish.js';
 import { Outbox } from '../outbox/outbox.js';
@@ -99,6 +101,8 @@ export class EdgeAgent {
   private client: MqttClient | undefined;
   private negotiator: Negotiator | undefined;
   private reporter: DeliveryReporter | undefined;
+  /** The EIP-712 domain of each utility's market, once the identity is unlocked. */
+  private markets: Partial<Record<UtilityId, MarketDomain>> = {};
   /** `METER.QUANTITY` -> the utility and way of delivery it measures. */
   private readonly deliveryRefs = new Map<string, { utility: UtilityId; way: Way }>();
   private health: HealthServer | undefined;
@@ -240,6 +244,7 @@ export class EdgeAgent {
         marketDomain(config.market.chain_id, address),
       ]),
     );
+    this.markets = markets;
     const negotiator = new Negotiator({
       prosumer: config.prosumer,
       signer: this.wallet,
@@ -329,7 +334,15 @@ export class EdgeAgent {
       try {
         const message = decodeMessage(topicName, payload);
         if (message.name === 'agreementStatus') {
-          this.reporter?.status(message.payload);
+          const status = message.payload;
+          // A trade with the provider: its terms come with the confirmation.
+          const terms = status.state === 'confirmed' ? status.agreement : undefined;
+          const me = this.wallet?.address.toLowerCase();
+          if (terms && me) {
+            const role = terms.seller.toLowerCase() === me ? 'seller' : 'buyer';
+            this.reporter?.trackTerms(status.utility, terms, role, true);
+          }
+          this.reporter?.status(status);
           if (message.payload.state === 'failed') {
             logger.warn(
               { agreement: message.payload.agreement_id, reason: message.payload.reason },
@@ -618,20 +631,32 @@ export class EdgeAgent {
       });
     } else if (action.kind === 'provider') {
       const utility = getUtility(state.id);
+      const domain = this.markets[state.id];
+      if (!this.wallet || !domain) return;
       this.counters.providerTrades++;
       state.failuresInRow = 0;
+      const startS = BigInt(Math.floor(start / 1000));
+      // Signed, for the gateway to place with tradeWithProviderFor: the plant pays no gas.
+      const order = {
+        prosumer: this.wallet.address,
+        role: action.role === 'buyer' ? (1 as const) : (0 as const),
+        quantity: BigInt(action.quantity),
+        deliveryStart: startS,
+        deliveryEnd: BigInt(Math.floor(end / 1000)),
+        limitPrice: unitPriceBaseUnits(
+          action.role === 'buyer' ? utility.provider_sells_at : utility.provider_buys_at,
+        ),
+        nonce: randomNonce(),
+        deadline: startS + BigInt(config.negotiation.agreement_ttl_s),
+      };
       void this.send(
         'providerTrade',
         { utility: state.id, prosumer: config.prosumer },
         {
           prosumer: config.prosumer,
           utility: state.id,
-          role: action.role,
-          quantity_milli: action.quantity,
-          limit_price_milli:
-            action.role === 'buyer' ? utility.provider_sells_at : utility.provider_buys_at,
-          delivery_start_ms: start,
-          delivery_end_ms: end,
+          order,
+          signature: signDigest(this.wallet, typedDataDigest(domain, 'ProviderOrder', order)),
           at_ms: start,
         },
       );

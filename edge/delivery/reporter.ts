@@ -18,7 +18,12 @@ import { z } from 'zod';
 import { EipError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { type DigestSigner, signDigest } from '../../core/messages/ecdsa.js';
-import { type MarketDomain, structHash, typedDataDigest } from '../../core/messages/eip712.js';
+import {
+  type Agreement,
+  type MarketDomain,
+  structHash,
+  typedDataDigest,
+} from '../../core/messages/eip712.js';
 import { bytes32 } from '../../core/messages/schemas.js';
 import type { Payload } from '../../core/messages/topics.js';
 import type { Role } from '../../core/negotiation/issues.js';
@@ -78,18 +83,26 @@ export class DeliveryReporter {
 
   /** A new agreement of this plant's, as `role`. Ignored when no counter measures its side. */
   track(signed: Payload<'agreement'>, role: Role): void {
+    this.trackTerms(signed.utility, signed.agreement, role, false);
+  }
+
+  /**
+   * An agreement known by its terms only: a trade with the provider, whose terms the contract
+   * made and the gateway sent with its confirmation (so it is booked already).
+   */
+  trackTerms(utility: UtilityId, terms: Agreement, role: Role, booked: boolean): void {
     const way = WAY_OF[role];
-    if (this.options.meterFor(signed.utility, way) === undefined) return;
-    const id = structHash('Agreement', signed.agreement);
+    if (this.options.meterFor(utility, way) === undefined) return;
+    const id = structHash('Agreement', terms);
     if (this.state.agreements.some((a) => a.id === id)) return;
     this.state.agreements.push({
       id,
-      utility: signed.utility,
+      utility,
       way,
-      quantity: Number(signed.agreement.quantity),
-      startMs: Number(signed.agreement.deliveryStart) * 1000,
-      endMs: Number(signed.agreement.deliveryEnd) * 1000,
-      booked: false,
+      quantity: Number(terms.quantity),
+      startMs: Number(terms.deliveryStart) * 1000,
+      endMs: Number(terms.deliveryEnd) * 1000,
+      booked,
       delivered: 0,
       seq: 0,
       reported: 0,

@@ -416,6 +416,6 @@ export class NegotiationSession {
 }
 
 /** 128 random bits: the contract keeps a used-nonce bitmap, so a nonce must never repeat. */
-function randomNonce(): bigint {
+export function randomNonce(): bigint {
   return BigInt(`0x${randomBytes(16).toString('hex')}`);
 }

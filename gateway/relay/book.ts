@@ -8,6 +8,9 @@
  *        \           \          \-> failed (settlement refused for good)
  *         \-> failed  \-> failed (the chain refused it: reason given)
  */
+import type { z } from 'zod';
+import type { Agreement } from '../../core/messages/eip712.js';
+import { agreementStructSchema } from '../../core/messages/schemas.js';
 import type { Payload, WirePayload } from '../../core/messages/topics.js';
 import { TOPICS } from '../../core/messages/topics.js';
 import type { UtilityId } from '../../core/utilities.js';
@@ -25,11 +28,13 @@ export interface StoredReport {
 export interface AgreementRecord {
   readonly id: string;
   readonly utility: UtilityId;
-  /** The signed agreement as it arrived (uint256 as decimal strings). */
-  readonly signed: WirePayload<'agreement'>;
-  /** Plant ids of the parties, from the park directory. */
-  readonly seller: string;
-  readonly buyer: string;
+  /** The terms (uint256 as decimal strings). */
+  readonly terms: WireAgreement;
+  /** Both parties' signatures of the terms; none for a trade with the provider. */
+  readonly signatures?: { readonly seller: string; readonly buyer: string };
+  /** Plant ids of the parties, from the park directory; null for the main provider. */
+  readonly seller: string | null;
+  readonly buyer: string | null;
   readonly state: AgreementState;
   readonly acceptedAtMs: number;
   readonly openTx?: string;
@@ -45,9 +50,23 @@ export interface AgreementRecord {
   readonly failure?: string;
 }
 
+export type WireAgreement = z.input<typeof agreementStructSchema>;
+
 /** The agreement's terms with uint256 fields as bigints, for encoding and hashing. */
-export function termsOf(record: AgreementRecord): Payload<'agreement'>['agreement'] {
-  return TOPICS.agreement.schema.parse(record.signed).agreement;
+export function termsOf(record: AgreementRecord): Agreement {
+  return agreementStructSchema.parse(record.terms);
+}
+
+/** How messages and summaries name the main provider as a party: no plant may take the name. */
+export const PROVIDER_NAME = 'provider';
+
+export function partyName(party: string | null): string {
+  return party ?? PROVIDER_NAME;
+}
+
+/** The plants (not the provider) party to an agreement. */
+export function partiesOf(record: AgreementRecord): string[] {
+  return [...new Set([record.seller, record.buyer])].filter((p): p is string => p !== null);
 }
 
 export function reportOf(stored: StoredReport): Payload<'deliveryReport'> {
@@ -62,7 +81,7 @@ export function payableDelivered(record: AgreementRecord): bigint {
   };
   const buyer = posted('buyer');
   const seller = posted('seller');
-  const quantity = BigInt(record.signed.agreement.quantity);
+  const quantity = BigInt(record.terms.quantity);
   const delivered =
     buyer !== undefined && seller !== undefined ? minBig(buyer, seller) : (buyer ?? seller ?? 0n);
   return minBig(delivered, quantity);

@@ -17,6 +17,7 @@ import { type Payload, TOPICS } from '../../core/messages/topics.js';
 import type { TxOutcome } from '../chain/tx-sender.js';
 import {
   type AgreementRecord,
+  partyName,
   payableDelivered,
   reportOf,
   type Side,
@@ -146,7 +147,7 @@ export class DeliveryOracle {
   /** A sale to the provider: the provider has no meter here, the seller's confirms delivery. */
   private providerBuys(record: AgreementRecord): boolean {
     return (
-      record.signed.agreement.buyer.toLowerCase() ===
+      record.terms.buyer.toLowerCase() ===
       this.ctx.manifest.markets[record.utility].provider.toLowerCase()
     );
   }
@@ -262,9 +263,9 @@ export class DeliveryOracle {
     this.ctx.notifier.delivered(settled, {
       agreement_id: record.id,
       utility: record.utility,
-      seller: record.seller,
-      buyer: record.buyer,
-      contracted_milli: Number(record.signed.agreement.quantity),
+      seller: partyName(record.seller),
+      buyer: partyName(record.buyer),
+      contracted_milli: Number(record.terms.quantity),
       delivered_milli: Number(delivered),
       paid,
       refunded,

@@ -14,11 +14,12 @@ import { UtilityMarket__factory } from '../../contracts/types/index.js';
 import { EipError, isEipError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { assertSignedBy, marketDomain, structHash } from '../../core/messages/eip712.js';
-import { type Payload, TOPICS } from '../../core/messages/topics.js';
+import { agreementStructSchema } from '../../core/messages/schemas.js';
+import type { Payload } from '../../core/messages/topics.js';
 import type { Manifest } from '../chain/manifest.js';
 import type { TxOutcome, TxSender } from '../chain/tx-sender.js';
 import type { ParkDirectory } from '../park.js';
-import { type AgreementBook, type AgreementRecord, minBig } from './book.js';
+import { type AgreementBook, type AgreementRecord, minBig, termsOf } from './book.js';
 
 export const MARKET = UtilityMarket__factory.createInterface();
 
@@ -113,7 +114,8 @@ export class AgreementRelay {
     const record: AgreementRecord = {
       id,
       utility: signed.utility,
-      signed: TOPICS.agreement.schema.encode(signed),
+      terms: agreementStructSchema.encode(terms),
+      signatures: { seller: signed.seller_signature, buyer: signed.buyer_signature },
       seller,
       buyer,
       state: 'accepted',
@@ -148,14 +150,15 @@ export class AgreementRelay {
   private async send(record: AgreementRecord): Promise<void> {
     const id = record.id;
     try {
-      const signed = TOPICS.agreement.schema.parse(record.signed);
+      const signatures = record.signatures;
+      if (!signatures) throw new EipError('INVALID_MESSAGE', `agreement ${id} has no signatures`);
       const hash = await this.ctx.sender.send({
         key: `open:${id}`,
         to: this.ctx.manifest.markets[record.utility].address,
         data: MARKET.encodeFunctionData('openAgreement', [
-          signed.agreement,
-          signed.seller_signature,
-          signed.buyer_signature,
+          termsOf(record),
+          signatures.seller,
+          signatures.buyer,
         ]),
       });
       const submitted: AgreementRecord = { ...record, state: 'submitted', openTx: hash };

@@ -22,7 +22,7 @@ import { loadProfile } from '../../edge/meters/profiles.js';
 import { hashPassword } from '../../gateway/broker/credentials.js';
 import { ANVIL_SECOND_KEY } from '../../gateway/chain/anvil.js';
 import { parseGatewayConfig } from '../../gateway/config.js';
-import type { AgreementRecord } from '../../gateway/relay/book.js';
+import { type AgreementRecord, partyName } from '../../gateway/relay/book.js';
 import { type Gateway, startGateway } from '../../gateway/run.js';
 import { MS_PER_DAY, parseCurve } from '../meters/curve.js';
 import { type MeterServer, startMeterServer } from '../meters/meter-server.js';
@@ -292,15 +292,15 @@ function delivered(record: AgreementRecord, side: 'buyer' | 'seller'): string {
 const short = (hash: string | undefined) => (hash ? `${hash.slice(0, 10)}…` : '');
 
 function summarize(record: AgreementRecord): AgreementSummary {
-  const terms = record.signed.agreement;
+  const terms = record.terms;
   const utility = getUtility(record.utility);
   // unitPrice is base units per milli-unit: tokens per unit is that times 1000 over 10^18.
   const unitPrice = Number(formatUnits(BigInt(terms.unitPrice) * 1000n, 18));
   return {
     agreement_id: record.id,
     utility: record.utility,
-    seller: record.seller,
-    buyer: record.buyer,
+    seller: partyName(record.seller),
+    buyer: partyName(record.buyer),
     quantity: Number(terms.quantity) / 1000,
     unit: utility.unit,
     unit_price: unitPrice,
@@ -326,8 +326,8 @@ function judge(records: readonly AgreementRecord[], readings: number, pending: n
     { stage: 'meter readings', ok: readings > 0, detail: `${readings} readings at the broker` },
     {
       stage: 'negotiation',
-      ok: records.length > 0,
-      detail: `${records.length} agreements signed by both parties`,
+      ok: records.some((r) => r.signatures !== undefined),
+      detail: `${records.filter((r) => r.signatures !== undefined).length} agreements signed by both parties, ${records.filter((r) => r.signatures === undefined).length} signed orders to the provider`,
     },
     {
       stage: 'agreements on chain',

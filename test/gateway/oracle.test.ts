@@ -18,7 +18,7 @@ import {
   structHash,
   typedDataDigest,
 } from '../../core/messages/eip712.js';
-import { TOPICS } from '../../core/messages/topics.js';
+import { agreementStructSchema } from '../../core/messages/schemas.js';
 import type { Manifest } from '../../gateway/chain/manifest.js';
 import type { TxJob, TxSender } from '../../gateway/chain/tx-sender.js';
 import { ParkDirectory } from '../../gateway/park.js';
@@ -107,12 +107,8 @@ async function openAgreement(): Promise<Agreement> {
   await book.put(id, {
     id,
     utility: 'biogas',
-    signed: TOPICS.agreement.schema.encode({
-      utility: 'biogas',
-      agreement: terms,
-      seller_signature: `0x${'00'.repeat(65)}`,
-      buyer_signature: `0x${'00'.repeat(65)}`,
-    }),
+    terms: agreementStructSchema.encode(terms),
+    signatures: { seller: `0x${'00'.repeat(65)}`, buyer: `0x${'00'.repeat(65)}` },
     seller: 'plant-a',
     buyer: 'plant-b',
     state: 'open',

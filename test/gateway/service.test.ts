@@ -8,7 +8,8 @@ import { Wallet } from 'ethers';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UtilityMarket__factory } from '../../contracts/types/index.js';
-import { structHash } from '../../core/messages/eip712.js';
+import { signDigest } from '../../core/messages/ecdsa.js';
+import { structHash, typedDataDigest } from '../../core/messages/eip712.js';
 import {
   decodeMessage,
   encodePayload,
@@ -195,30 +196,74 @@ describe('the gateway service', () => {
     });
   });
 
-  it('answers an order to the main provider, which it cannot place, instead of dropping it', async () => {
-    const now = Date.now();
-    await plantB.publishAsync(
-      topic('providerTrade', { utility: 'biogas', prosumer: 'plant-b' }),
-      encodePayload('providerTrade', {
-        prosumer: 'plant-b',
-        utility: 'biogas',
-        role: 'buyer',
-        quantity_milli: 1_000,
-        limit_price_milli: 80_000,
-        delivery_start_ms: now,
-        delivery_end_ms: now + 3_600_000,
-        at_ms: now,
-      }),
-      { qos: 1 },
+  it("places a plant's signed order with the provider, and settles it on the plant's meter", async () => {
+    const start = BigInt(Math.floor(Date.now() / 1000));
+    const order = {
+      prosumer: park.buyer.wallet.address,
+      role: 1 as const, // buying from the provider
+      quantity: 2_000n,
+      deliveryStart: start,
+      deliveryEnd: start + 3600n,
+      limitPrice: park.manifest.markets.biogas.providerSellsAt,
+      nonce: 424_242n,
+      deadline: start + 600n,
+    };
+    const signature = signDigest(
+      park.buyer.wallet,
+      typedDataDigest(park.domain, 'ProviderOrder', order),
     );
-    await until('answered', () =>
+    const send = (payload: Payload<'providerTrade'>) =>
+      plantB.publishAsync(
+        topic('providerTrade', { utility: 'biogas', prosumer: 'plant-b' }),
+        encodePayload('providerTrade', payload),
+        { qos: 1 },
+      );
+    const message = {
+      prosumer: 'plant-b',
+      utility: 'biogas' as const,
+      order,
+      signature,
+      at_ms: Date.now(),
+    };
+    await send(message);
+    // Sent twice (a lost acknowledgement): placed once.
+    await send(message);
+    const confirmed = () =>
+      inbox.find(
+        (m) =>
+          m.prosumer === 'plant-b' &&
+          m.message.name === 'agreementStatus' &&
+          m.message.payload.state === 'confirmed' &&
+          m.message.payload.agreement !== undefined,
+      )?.message.payload as Extract<Payload<'agreementStatus'>, { state: 'confirmed' }> | undefined;
+    await until('the provider trade confirmed with its terms', () => confirmed() !== undefined);
+    const terms = confirmed()?.agreement as NonNullable<ReturnType<typeof confirmed>>['agreement'] &
+      object;
+    expect(terms).toMatchObject({ buyer: park.buyer.wallet.address, quantity: 2_000n });
+    expect(service.orders.counters).toMatchObject({ accepted: 1, duplicates: 1, placed: 1 });
+    const id = confirmed()?.agreement_id as string;
+    // The buyer's meter reports the whole quantity: settled at once, the provider paid.
+    await park.report(plantB, park.buyer, terms, 2_000n, 1n);
+    await until('settled', () => service.book.get(id)?.state === 'settled');
+    expect(service.book.get(id)?.settlement).toMatchObject({ delivered: '2000', refunded: '0' });
+    const delivery = () =>
+      inbox.find(
+        (m) => m.message.name === 'deliveryConfirmation' && m.message.payload.agreement_id === id,
+      )?.message.payload;
+    await until('the delivery confirmation', () => delivery() !== undefined);
+    expect(delivery()).toMatchObject({ seller: 'provider', buyer: 'plant-b' });
+
+    // An order signed by someone else for this plant is refused and answered.
+    const forged = { ...message, order: { ...order, nonce: 1n }, signature };
+    await send(forged);
+    await until('refused', () =>
       inbox.some(
         (m) =>
           m.prosumer === 'plant-b' &&
           m.message.name === 'refusal' &&
-          m.message.payload.code === 'NOT_SUPPORTED',
+          m.message.payload.topic.includes('/provider/') &&
+          m.message.payload.code === 'INVALID_SIGNATURE',
       ),
     );
-    expect(service.link.counters.refused.NOT_SUPPORTED).toBe(1);
   });
 });

@@ -15,6 +15,7 @@ import {
   OFFER_TYPES,
   type Offer,
   offerStruct,
+  PROVIDER_ORDER_TYPES,
   recoverSigner,
   SIGNED,
   type SignedKind,
@@ -84,6 +85,9 @@ describe('EIP-712 types shared with the contracts', () => {
     );
     expect(TypedDataEncoder.from(DELIVERY_REPORT_TYPES).encodeType('DeliveryReport')).toBe(
       'DeliveryReport(bytes32 agreementId,uint256 delivered,uint64 measuredAt,uint64 seq)',
+    );
+    expect(TypedDataEncoder.from(PROVIDER_ORDER_TYPES).encodeType('ProviderOrder')).toBe(
+      'ProviderOrder(address prosumer,uint8 role,uint256 quantity,uint64 deliveryStart,uint64 deliveryEnd,uint256 limitPrice,uint256 nonce,uint64 deadline)',
     );
     expect(domain).toEqual({
       name: 'EIP Utility Market',
