@@ -24,8 +24,6 @@ export const ERROR_CODES = [
   'UNAUTHORIZED',
   /** The chain refused a transaction or call: it reverts (the contract's error is decoded). */
   'CHAIN_REVERTED',
-  /** A well-formed request the receiver does not carry out; the message says what to do. */
-  'NOT_SUPPORTED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
