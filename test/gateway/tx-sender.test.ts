@@ -97,6 +97,7 @@ interface GatewayOptions {
   /** Where outcomes are recorded; shared by gateways that follow one another. */
   readonly reported?: Reported[];
   readonly replaceAfterMs?: number;
+  readonly confirmations?: number;
 }
 
 /** The sender as the gateway runs it: its records in a JsonStore on disk, started. */
@@ -111,6 +112,7 @@ async function startGateway(chain: Chain, options: GatewayOptions = {}): Promise
     errors: [TOKEN],
     logger: log,
     replaceAfterMs: options.replaceAfterMs ?? NEVER_MS,
+    confirmations: options.confirmations ?? 1,
     pollMs: 20,
     onOutcome: async (key, outcome) => {
       reported.push({ key, outcome });
@@ -192,6 +194,21 @@ describe('TxSender against anvil', () => {
     expect(await minedNonce(chain)).toBe(first + 50);
     expect(await executed(chain)).toBe(50n);
     expect(gateway.sender.counters).toMatchObject({ sent: 50, confirmed: 50, replaced: 0 });
+  });
+
+  it('reports a transaction only once it has the configured number of confirmations', async () => {
+    const chain = await startChain();
+    const reported: Reported[] = [];
+    const gateway = await startGateway(chain, { reported, confirmations: 3 });
+    await gateway.sender.send(mint(chain, 'deep'));
+    // Mined at once (automine), so one confirmation: two more blocks are needed.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(reported).toHaveLength(0);
+    await chain.provider.send('evm_mine', []);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(reported).toHaveLength(0);
+    await chain.provider.send('evm_mine', []);
+    await confirmedOnce(gateway, reported, 1);
   });
 
   it('replaces a stuck transaction with higher fees, and reports the version that is mined', async () => {
