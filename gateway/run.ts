@@ -281,7 +281,6 @@ async function startApi(config: GatewayConfig, chain: Chain, logger: Logger) {
       listen: parseHostPort(config.api.listen, 'api.listen', { listener: true }),
       logger: logger.child({ part: 'api' }),
     });
-    logger.info({ url: server.url }, 'API listening');
     return {
       url: server.url,
       close: async () => {
