@@ -5,7 +5,7 @@
  * (see outbox.ts and edge.ts), the park broker's login check (broker.ts), the relay to the
  * chain (relay.ts), readings from MQTT into InfluxDB (ingest.ts) and the gateway's memory with
  * 100 agents (gateway.ts). Naming sections (engine, gas, rtu, outbox, edge, broker, ingest,
- * relay, gateway) runs only those.
+ * relay, forecast, gateway) runs only those.
  *
  * A round is one time step in which both agents move (two offers, or an offer and the
  * acceptance). Each benchmark runs for about a second per sample, five samples, and reports the
@@ -20,6 +20,7 @@ import { CASE_STUDY } from '../../simulators/case-study.js';
 import { bilateral } from '../core/negotiation/setup.js';
 import { brokerTable } from './broker.js';
 import { edgeTable } from './edge.js';
+import { forecastTable } from './forecast.js';
 import { gasTable } from './gas.js';
 import { gatewayTable } from './gateway.js';
 import { ingestTable } from './ingest.js';
@@ -141,6 +142,10 @@ const SECTIONS: Record<string, { title: string; table: () => string | Promise<st
   relay: {
     title: 'Relay to the chain: agreements from an edge to confirmation on anvil (see relay.ts)',
     table: relayTable,
+  },
+  forecast: {
+    title: "Dashboard forecast against seasonal naive, demo park's noisy demand (forecast.ts)",
+    table: forecastTable,
   },
   gateway: {
     title: 'Gateway memory with 100 connected agents (built eip-gateway run; see gateway.ts)',
