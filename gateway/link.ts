@@ -51,6 +51,7 @@ export interface LinkCounters {
 export class GatewayLink {
   readonly counters: LinkCounters = { received: 0, refused: {} };
   readonly publish: ReturnType<typeof createPublisher<void>>;
+  private inFlight: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly client: MqttClient,
@@ -66,7 +67,7 @@ export class GatewayLink {
   /** Subscribes to every topic a handler is given for; resolves on the SUBACK. */
   async start(): Promise<void> {
     const handle = (packet: IPublishPacket, done: () => void) => {
-      this.handle(packet.topic, packet.payload as Buffer).then(done, done);
+      this.inFlight = this.handle(packet.topic, packet.payload as Buffer).then(done, done);
     };
     this.client.handleMessage = (packet, done) => handle(packet, () => done());
     for (const { packet, done } of held.get(this.client) ?? []) handle(packet, done);
@@ -80,6 +81,16 @@ export class GatewayLink {
         `the broker refused the gateway's subscriptions to ${refused.join(', ')}: log it in as an operator`,
       );
     }
+  }
+
+  /**
+   * Stops taking messages: later ones are held unacknowledged (the broker keeps them for the
+   * gateway's persistent session), and the one being handled is finished, so the stores can
+   * close under it without a message acknowledged but not stored.
+   */
+  async stop(): Promise<void> {
+    holdMessages(this.client);
+    await this.inFlight;
   }
 
   private async handle(topic: string, payload: Buffer): Promise<void> {

@@ -81,6 +81,7 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
     },
   };
 
+  // Declared before the sender, which reports each transaction's outcome to its owner.
   let relay: AgreementRelay | undefined;
   let oracle: DeliveryOracle | undefined;
   let orders: ProviderOrders | undefined;
@@ -165,6 +166,7 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
     presence,
     async stop() {
       clearInterval(tick);
+      await link.stop();
       await sender.stop();
       await book.close();
       await txs.close();
