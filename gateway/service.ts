@@ -96,11 +96,11 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
     pollMs: options.pollMs ?? 1000,
     now,
     onOutcome: async (key, outcome) => {
-      const [kind, id = '', side] = key.split(':');
+      const [kind, id = '', side, sent] = key.split(':');
       if (kind === 'open') await relay?.outcome(id, outcome);
       else if (kind === 'order') await orders?.outcome(id, outcome);
       else if (kind === 'report' || kind === 'settle') {
-        await oracle?.outcome(kind, id, side as Side | undefined, outcome);
+        await oracle?.outcome(kind, id, side as Side | undefined, sent, outcome);
       }
     },
   });

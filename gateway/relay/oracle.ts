@@ -105,11 +105,14 @@ export class DeliveryOracle {
     if (record?.state !== 'open' || this.busy.has(id)) return;
     const side = (['buyer', 'seller'] as const).find((s) => record.reports[s]?.posted === false);
     let job: { key: string; data: string } | null = null;
+    let sent: string | undefined;
     if (side) {
       const stored = record.reports[side] as StoredReport;
       const report = reportOf(stored);
+      sent = stored.message.report.delivered.toString();
+      // The figure sent is in the key: a newer report may replace this one while it is mined.
       job = {
-        key: `report:${id}:${side}`,
+        key: `report:${id}:${side}:${sent}`,
         data: MARKET.encodeFunctionData('reportDelivery', [
           termsOf(record),
           report.report,
@@ -127,7 +130,7 @@ export class DeliveryOracle {
       this.busy.delete(id);
       // Only the market's refusal says anything about the report: a node that cannot be asked
       // leaves it stored, for the next tick to send.
-      if (isEipError(error, 'CHAIN_REVERTED')) await this.refused(record, side, error);
+      if (isEipError(error, 'CHAIN_REVERTED')) await this.refused(record, side, sent, error);
       // The transaction sender says once when the node is unreachable and when it is back.
       else this.ctx.logger.debug({ agreement: id, err: (error as Error).message }, 'postponed');
     }
@@ -156,6 +159,7 @@ export class DeliveryOracle {
   private async refused(
     record: AgreementRecord,
     side: Side | undefined,
+    sent: string | undefined,
     error: Error,
   ): Promise<void> {
     const { logger, book } = this.ctx;
@@ -166,12 +170,15 @@ export class DeliveryOracle {
       logger.debug({ agreement: record.id, side }, 'report ahead of the chain clock; retried');
     } else if (side && /UtilityMarketStaleReport/.test(reason)) {
       // The chain already has this figure or a higher one (a repost after a restart).
-      await book.put(record.id, this.markPosted(record, side));
+      await book.put(record.id, this.markPosted(record, side, sent));
       void this.advance(record.id);
     } else if (side) {
       logger.warn({ agreement: record.id, side, reason }, 'delivery report refused by the market');
-      const { [side]: _dropped, ...rest } = record.reports;
-      await book.put(record.id, { ...record, reports: rest });
+      // Dropped unless a newer report has replaced it meanwhile, which is tried on its own.
+      if (this.isStored(record, side, sent)) {
+        const { [side]: _dropped, ...rest } = record.reports;
+        await book.put(record.id, { ...record, reports: rest });
+      }
     } else if (/UtilityMarketAgreementNotOpen/.test(reason)) {
       // Someone else settled it (anyone may): the chain's event says how.
       const log = await this.ctx.findEvent(record, 'AgreementSettled');
@@ -182,9 +189,19 @@ export class DeliveryOracle {
     }
   }
 
-  private markPosted(record: AgreementRecord, side: Side): AgreementRecord {
+  /** Whether the report stored for `side` is the one whose figure `sent` went to the chain. */
+  private isStored(record: AgreementRecord, side: Side, sent: string | undefined): boolean {
+    return record.reports[side]?.message.report.delivered.toString() === sent;
+  }
+
+  /** Marks the stored report posted, if it is the one the chain now has. */
+  private markPosted(
+    record: AgreementRecord,
+    side: Side,
+    sent: string | undefined,
+  ): AgreementRecord {
     const stored = record.reports[side];
-    if (!stored) return record;
+    if (!stored || !this.isStored(record, side, sent)) return record;
     return { ...record, reports: { ...record.reports, [side]: { ...stored, posted: true } } };
   }
 
@@ -193,19 +210,20 @@ export class DeliveryOracle {
     kind: 'report' | 'settle',
     id: string,
     side: Side | undefined,
+    sent: string | undefined,
     outcome: TxOutcome,
   ): Promise<void> {
     this.busy.delete(id);
     const record = this.ctx.book.get(id);
     if (record?.state !== 'open') return;
     if (outcome.kind === 'reverted') {
-      await this.refused(record, side, new Error(outcome.reason));
+      await this.refused(record, side, sent, new Error(outcome.reason));
       return;
     }
     if (kind === 'report' && side) {
       this.counters.posted++;
       const posted = {
-        ...this.markPosted(record, side),
+        ...this.markPosted(record, side, sent),
         reportTxs: [...record.reportTxs, outcome.hash],
       };
       await this.ctx.book.put(id, posted);

@@ -152,7 +152,7 @@ describe('the delivery oracle', () => {
     expect(book.get(id)?.reports.buyer?.posted).toBe(false);
     o.tick();
     await settle();
-    expect(sent.map((j) => j.key)).toEqual([`report:${id}:buyer`]);
+    expect(sent.map((j) => j.key)).toEqual([`report:${id}:buyer:4000`]);
   });
 
   it('keeps a report ahead of the chain clock and sends it again on a later tick', async () => {
@@ -166,6 +166,21 @@ describe('the delivery oracle', () => {
     o.tick();
     await settle();
     expect(sent).toHaveLength(1);
+  });
+
+  it('sends a report that arrived while an older one was being mined, after it', async () => {
+    const o = oracle();
+    const terms = await openAgreement();
+    const id = structHash('Agreement', terms);
+    await o.report('plant-b', 'gas-in', report(terms, 4_000n));
+    await settle();
+    expect(sent.map((j) => j.key)).toEqual([`report:${id}:buyer:4000`]);
+    await o.report('plant-b', 'gas-in', report(terms, 6_000n));
+    const mined = { kind: 'confirmed', hash: `0x${'33'.repeat(32)}`, blockNumber: 2 } as const;
+    await o.outcome('report', id, 'buyer', '4000', { ...mined, receipt: {} as never });
+    await settle();
+    expect(book.get(id)?.reports.buyer?.posted).toBe(false);
+    expect(sent.map((j) => j.key)).toEqual([`report:${id}:buyer:4000`, `report:${id}:buyer:6000`]);
   });
 
   it('marks a report the market already has as posted instead of resending it', async () => {
