@@ -15,6 +15,7 @@ import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { EipError } from '../core/errors.js';
+import { authConfigSchema } from './auth/config.js';
 import { parkSchema } from './park.js';
 
 const hostPort = z.string().regex(/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT');
@@ -44,49 +45,58 @@ const externalBroker = z.strictObject({
   password_env: envName.default('EIP_GATEWAY_MQTT_PASSWORD'),
 });
 
-export const gatewayConfigSchema = z.strictObject({
-  data_dir: z.string().min(1).default('gateway-data').meta({
-    description: 'The relay book, transaction log and embedded chain live here',
-  }),
-  broker: z.union([embeddedBroker, externalBroker]),
-  chain: z
-    .strictObject({
-      rpc: z.url().meta({ description: 'JSON-RPC endpoint of the park chain' }),
-      manifest: z.string().min(1).meta({ description: 'From eip-gateway deploy' }),
-      key_env: envName.default('EIP_GATEWAY_KEY').meta({
-        description: "The variable holding the operator's key, which pays relayed gas",
-      }),
-    })
-    .optional()
-    .meta({ description: 'Omitted: anvil is started with its state in data_dir' }),
-  confirmations: z.number().int().min(1).max(100).default(1),
-  replace_after_s: z.number().int().min(1).max(3600).default(30).meta({
-    description: 'A transaction not mined after this long is sent again with a higher fee',
-  }),
-  grace_s: z.number().int().min(0).max(86_400).default(3600).meta({
-    description: 'Embedded chain only: time for late delivery reports after a window',
-  }),
-  influx: z
-    .strictObject({
-      url: z.url(),
-      database: z.string().min(1).default('eip'),
-    })
-    .optional()
-    .meta({ description: 'InfluxDB 1.x HTTP API; omitted: no time series are written' }),
-  api: z
-    .union([
-      z.literal(false),
-      z.strictObject({
-        listen: hostPort.default('127.0.0.1:8080').meta({
-          description: 'HOST:PORT of the HTTP API and its event stream (port 0: any free port)',
+export const gatewayConfigSchema = z
+  .strictObject({
+    data_dir: z.string().min(1).default('gateway-data').meta({
+      description: 'The relay book, transaction log and embedded chain live here',
+    }),
+    broker: z.union([embeddedBroker, externalBroker]),
+    chain: z
+      .strictObject({
+        rpc: z.url().meta({ description: 'JSON-RPC endpoint of the park chain' }),
+        manifest: z.string().min(1).meta({ description: 'From eip-gateway deploy' }),
+        key_env: envName.default('EIP_GATEWAY_KEY').meta({
+          description: "The variable holding the operator's key, which pays relayed gas",
         }),
-      }),
-    ])
-    .default({ listen: '127.0.0.1:8080' })
-    .meta({ description: 'Indexed contract events over HTTP (JSON) and server-sent events' }),
-  plants: parkSchema,
-  log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
-});
+      })
+      .optional()
+      .meta({ description: 'Omitted: anvil is started with its state in data_dir' }),
+    confirmations: z.number().int().min(1).max(100).default(1),
+    replace_after_s: z.number().int().min(1).max(3600).default(30).meta({
+      description: 'A transaction not mined after this long is sent again with a higher fee',
+    }),
+    grace_s: z.number().int().min(0).max(86_400).default(3600).meta({
+      description: 'Embedded chain only: time for late delivery reports after a window',
+    }),
+    influx: z
+      .strictObject({
+        url: z.url(),
+        database: z.string().min(1).default('eip'),
+      })
+      .optional()
+      .meta({ description: 'InfluxDB 1.x HTTP API; omitted: no time series are written' }),
+    api: z
+      .union([
+        z.literal(false),
+        z.strictObject({
+          listen: hostPort.default('127.0.0.1:8080').meta({
+            description: 'HOST:PORT of the HTTP API and its event stream (port 0: any free port)',
+          }),
+        }),
+      ])
+      .default({ listen: '127.0.0.1:8080' })
+      .meta({ description: 'Indexed contract events over HTTP (JSON) and server-sent events' }),
+    auth: authConfigSchema.optional().meta({
+      description:
+        'Sign-in (OpenID Connect) for the dashboard and API; omitted: the API is open to anyone who reaches it (warned at start)',
+    }),
+    plants: parkSchema,
+    log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  })
+  .refine((config) => config.auth === undefined || config.api !== false, {
+    message: 'auth signs users in to the API: it needs api.listen, not api: false',
+    path: ['auth'],
+  });
 
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
 

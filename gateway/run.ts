@@ -14,6 +14,7 @@ import { parseHostPort } from '../core/cli.js';
 import { EipError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { startApiServer } from './api/server.js';
+import { startAuth } from './auth/auth.js';
 import { type ParkBroker, startParkBroker } from './broker/broker.js';
 import { loadCredentials, withInternalOperator } from './broker/credentials.js';
 import { ANVIL_DEV_KEY, type Anvil, startAnvil } from './chain/anvil.js';
@@ -104,7 +105,7 @@ export async function startGateway(options: RunOptions): Promise<Gateway> {
       }),
     });
     cleanups.push(() => service.stop());
-    const api = await startApi(config, chain, logger);
+    const api = await startApi(config, chain, directory, logger, env);
     if (api) cleanups.push(api.close);
     logger.info(
       {
@@ -265,7 +266,13 @@ async function openTimeSeries(config: GatewayConfig, dataDir: string, logger: Lo
 }
 
 /** The indexer of contract events and the HTTP API that serves it. */
-async function startApi(config: GatewayConfig, chain: Chain, logger: Logger) {
+async function startApi(
+  config: GatewayConfig,
+  chain: Chain,
+  directory: ParkDirectory,
+  logger: Logger,
+  env: NodeJS.ProcessEnv,
+) {
   if (config.api === false) return undefined;
   const indexer = new Indexer({
     provider: chain.provider,
@@ -276,8 +283,19 @@ async function startApi(config: GatewayConfig, chain: Chain, logger: Logger) {
   });
   await indexer.start();
   try {
+    // Without auth the API is open: startApiServer says so loudly at start.
+    const auth =
+      config.auth === undefined
+        ? null
+        : await startAuth({
+            config: config.auth,
+            directory,
+            logger: logger.child({ part: 'auth' }),
+            env,
+          });
     const server = await startApiServer({
       indexer,
+      auth,
       listen: parseHostPort(config.api.listen, 'api.listen', { listener: true }),
       logger: logger.child({ part: 'api' }),
     });

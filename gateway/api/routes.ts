@@ -1,9 +1,11 @@
 /**
  * The JSON routes: each a path, the schemas of its path and query parameters, and a handler that
- * reads the indexer's model. Handlers are pure reads; the server does the HTTP.
+ * reads the indexer's model as the caller may see it (scope.ts: the server hands each handler the
+ * caller's view, so a handler cannot read past it). Handlers are pure reads; the server does the
+ * HTTP.
  */
 import { z } from 'zod';
-import type { Indexer } from '../indexer/indexer.js';
+import type { IndexerStatus } from '../indexer/indexer.js';
 import {
   account,
   agreementState,
@@ -15,6 +17,7 @@ import {
   parseParameters,
   utility,
 } from './params.js';
+import type { ModelView } from './scope.js';
 import {
   accountJson,
   agreementJson,
@@ -27,8 +30,11 @@ import {
   utilityJson,
 } from './views.js';
 
-/** What the routes read of the indexer. */
-export type IndexerView = Pick<Indexer, 'model' | 'status'>;
+/** What the routes read: the model as the caller may see it, and the indexer's progress. */
+export interface IndexerView {
+  readonly model: ModelView;
+  status(): IndexerStatus;
+}
 
 export type Reply =
   | { readonly status: 200; readonly body: unknown }

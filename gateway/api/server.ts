@@ -2,6 +2,11 @@
  * The gateway's read-only HTTP API over the indexer: JSON routes (routes.ts) and the live event
  * stream (stream.ts) on node:http. Routes and their parameters: README.md beside this file.
  *
+ * With sign-in (gateway/auth, whose routes this server also serves), every /api route needs a
+ * session and answers within the caller's scope (scope.ts); without it (`auth: null`, a choice
+ * the caller must make explicitly) the API is open to whoever reaches it, as to the operator,
+ * and says so loudly at start.
+ *
  * No CORS headers: the dashboard is served from this same origin, and a browser page from
  * elsewhere has no business reading the park's trades unless a deployment decides so here.
  */
@@ -9,13 +14,24 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { isEipError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import type { AuthGate } from '../auth/auth.js';
+import { OPERATOR } from '../auth/principal.js';
+import type { Indexer } from '../indexer/indexer.js';
+import { sendError, sendJson } from './http.js';
 import { NONE, parseParameters } from './params.js';
-import { type IndexerView, matchPath, ROUTES } from './routes.js';
+import { matchPath, ROUTES } from './routes.js';
+import { scopeOf } from './scope.js';
 import { EventStream, type IndexerFeed } from './stream.js';
 
 export interface ApiServerOptions {
   /** An `Indexer`. */
-  readonly indexer: IndexerView & IndexerFeed;
+  readonly indexer: Pick<Indexer, 'model' | 'status'> & IndexerFeed;
+  /**
+   * Sign-in (`startAuth` of gateway/auth): its routes are served here, and every /api route
+   * needs its session. null: no sign-in, everything open to anyone who reaches the port, which
+   * is logged as a warning at start; for a gateway on loopback only.
+   */
+  readonly auth: AuthGate | null;
   /** Port 0 picks a free one. */
   readonly listen: { readonly host: string; readonly port: number };
   readonly logger: Logger;
@@ -34,40 +50,21 @@ export interface ApiServer {
 
 const EVENTS_PATH = '/api/events';
 
-interface ErrorBody {
-  readonly code: string;
-  readonly message: string;
-  readonly parameter?: string;
-}
-
-function sendJson(
-  response: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Readonly<Record<string, string>> = {},
-): void {
-  const text = JSON.stringify(body);
-  response.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    // The model changes with every block: a cached answer would be stale.
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  response.end(text);
-}
-
-function sendError(
-  response: ServerResponse,
-  status: number,
-  error: ErrorBody,
-  headers?: Readonly<Record<string, string>>,
-): void {
-  sendJson(response, status, { error }, headers);
+/** Whether the caller of `request` is (still) signed in. */
+function signedIn(auth: AuthGate | null, request: IncomingMessage): boolean {
+  try {
+    auth?.principalOf(request);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const { indexer, logger } = options;
+  // `auth` is required by type; a caller run unchecked (a test runner's transpiler) that leaves
+  // it out gets the open API, warned below, rather than a crash at the first request.
+  const auth = options.auth ?? null;
   const stream = new EventStream({
     feed: indexer,
     logger,
@@ -76,6 +73,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   });
 
   const answer = (request: IncomingMessage, response: ServerResponse): void => {
+    if (auth?.handle(request, response)) return;
     const url = new URL(request.url ?? '/', 'http://api');
     const match = matchPath(ROUTES, url.pathname);
     const isStream = url.pathname === EVENTS_PATH;
@@ -83,22 +81,26 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       sendError(response, 404, { code: 'NOT_FOUND', message: `no route ${url.pathname}` });
       return;
     }
+    // Authorization here and only here: the caller's scope is all the routes and the stream get
+    // to read. Without a session this throws UNAUTHORIZED (401, below).
+    const principal = auth === null ? OPERATOR : auth.principalOf(request);
+    const scope = scopeOf(principal, () => indexer.model);
     if (request.method !== 'GET') {
       const message = `${request.method} is not allowed on ${url.pathname}; use GET`;
       sendError(response, 405, { code: 'METHOD_NOT_ALLOWED', message }, { allow: 'GET' });
       return;
     }
-    // Authorization, when it comes (next issue), goes here and only here: resolve the caller to
-    // the set of prosumer addresses it may see and pass that set on with the request; the list
-    // routes then narrow their `party` filter to it, the single-item routes answer 404 for what
-    // lies outside it, and the event stream drops events whose parties are all outside it.
     const query = Object.fromEntries(url.searchParams);
     if (match === null) {
       parseParameters(NONE, query);
-      stream.attach(request, response);
+      // A stream outlives the request that opened it, but not the session behind it.
+      stream.attach(request, response, scope, () => signedIn(auth, request));
       return;
     }
-    const reply = match.route.handle(match.params, query, indexer);
+    const reply = match.route.handle(match.params, query, {
+      model: scope.model,
+      status: () => indexer.status(),
+    });
     if (reply.status === 404) {
       sendError(response, 404, { code: 'NOT_FOUND', message: reply.message });
     } else {
@@ -110,6 +112,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     try {
       answer(request, response);
     } catch (error) {
+      if (isEipError(error, 'UNAUTHORIZED')) {
+        sendError(response, 401, { code: error.code, message: error.message });
+        return;
+      }
       if (isEipError(error, 'INVALID_ARGUMENT')) {
         const { parameter } = error.details as { parameter?: string };
         sendError(response, 400, {
@@ -137,7 +143,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
   const url = `http://${host}:${port}`;
-  logger.info({ url }, 'API listening');
+  logger.info({ url, signIn: auth !== null }, 'API listening');
+  if (auth === null) {
+    logger.warn(
+      { url },
+      "API OPEN: no sign-in configured, so anyone who reaches this address reads every plant's " +
+        'agreements, balances and meters; configure auth: (gateway/auth/README.md) unless it ' +
+        'listens on loopback only',
+    );
+  }
 
   return {
     url,

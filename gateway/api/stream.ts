@@ -6,6 +6,10 @@
  * restart, or the chain reorganised, it gets a `reset` event instead: refetch what you show.
  * The epoch changes at each start and reorganisation, which is what makes older ids unusable.
  *
+ * Each connection sees the events its caller's scope lets through (scope.ts), narrowed as the
+ * routes narrow them, and so does its replay; ids are shared by all connections, so a plant's
+ * stream has gaps in its sequence, which Last-Event-ID does not mind.
+ *
  * Comments every `heartbeatMs` keep proxies from closing an idle stream and let a client notice
  * a dead one. A client that does not read (more than MAX_BUFFERED unsent) is disconnected: it
  * reconnects with its last id and catches up from the ring, instead of holding gateway memory.
@@ -14,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../core/logger.js';
 import type { IndexerEvents } from '../indexer/indexer.js';
+import type { Change, Scope } from './scope.js';
 import { agreementJson, blockJson, deliveryJson, settlementJson } from './views.js';
 
 /** The indexer's change events, as the stream listens to them (an `Indexer` is one). */
@@ -39,9 +44,27 @@ const MAX_BUFFERED = 1 << 20;
 /** How long an EventSource waits before reconnecting. */
 const RETRY_MS = 2000;
 
+interface Client {
+  readonly scope: Scope;
+  readonly authorized: () => boolean;
+}
+
 interface Kept {
   readonly seq: number;
-  readonly frame: string;
+  readonly change: Change;
+}
+
+function dataOf(change: Change): unknown {
+  switch (change.event) {
+    case 'agreement':
+      return agreementJson(change.record);
+    case 'delivery':
+      return deliveryJson(change.record);
+    case 'settlement':
+      return settlementJson(change.record);
+    case 'block':
+      return blockJson(change.record);
+  }
 }
 
 function newEpoch(): string {
@@ -52,23 +75,36 @@ export class EventStream {
   private epoch = newEpoch();
   private seq = 0;
   private kept: Kept[] = [];
-  private readonly clients = new Set<ServerResponse>();
+  /** Each connection, what its caller may see, and whether the caller still may. */
+  private readonly clients = new Map<ServerResponse, Client>();
   private readonly heartbeat: NodeJS.Timeout;
   private readonly detach: (() => void)[] = [];
 
   constructor(private readonly options: EventStreamOptions) {
-    this.forward('agreement', agreementJson);
-    this.forward('delivery', deliveryJson);
-    this.forward('settlement', settlementJson);
-    this.forward('block', blockJson);
+    this.forward('agreement');
+    this.forward('delivery');
+    this.forward('settlement');
+    this.forward('block');
     const onReorg = () => this.reset();
     options.feed.on('reorg', onReorg);
     this.detach.push(() => options.feed.off('reorg', onReorg));
-    this.heartbeat = setInterval(() => this.broadcast(': heartbeat\n\n'), options.heartbeatMs);
+    this.heartbeat = setInterval(
+      () => this.broadcast(() => ': heartbeat\n\n'),
+      options.heartbeatMs,
+    );
   }
 
-  /** Serves one client: the replay its Last-Event-ID asks for, then live events. */
-  attach(request: IncomingMessage, response: ServerResponse): void {
+  /**
+   * Serves one client: the replay its Last-Event-ID asks for, then live events in its scope,
+   * until `authorized` says no more (its session ended: the stream ends at the next event or
+   * heartbeat, and the EventSource's reconnection meets a 401).
+   */
+  attach(
+    request: IncomingMessage,
+    response: ServerResponse,
+    scope: Scope,
+    authorized: () => boolean,
+  ): void {
     response.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -77,8 +113,8 @@ export class EventStream {
     });
     response.write(`retry: ${RETRY_MS}\n\n`);
     const lastId = request.headers['last-event-id'];
-    if (typeof lastId === 'string') response.write(this.missedSince(lastId));
-    this.clients.add(response);
+    if (typeof lastId === 'string') response.write(this.missedSince(lastId, scope));
+    this.clients.set(response, { scope, authorized });
     response.on('close', () => this.clients.delete(response));
   }
 
@@ -86,30 +122,41 @@ export class EventStream {
   close(): void {
     clearInterval(this.heartbeat);
     for (const detach of this.detach) detach();
-    for (const client of this.clients) client.end();
+    for (const client of this.clients.keys()) client.end();
     this.clients.clear();
   }
 
-  private forward<K extends 'agreement' | 'delivery' | 'settlement' | 'block'>(
-    event: K,
-    view: (...record: IndexerEvents[K]) => unknown,
-  ): void {
+  private forward<K extends Change['event']>(event: K): void {
     const { feed } = this.options;
-    const listener = (...record: IndexerEvents[K]) => this.publish(event, view(...record));
+    const listener = (...[record]: IndexerEvents[K]) =>
+      this.publish({ event, record } as Extract<Change, { event: K }>);
     feed.on(event, listener);
     this.detach.push(() => feed.off(event, listener));
   }
 
-  private publish(event: string, data: unknown): void {
+  private publish(change: Change): void {
     this.seq++;
-    const frame = `id: ${this.epoch}-${this.seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    this.kept.push({ seq: this.seq, frame });
+    const kept = { seq: this.seq, change };
+    this.kept.push(kept);
     if (this.kept.length > this.options.replayEvents) this.kept.shift();
-    this.broadcast(frame);
+    // Scopes that let the change through unchanged (the operator's) share one serialisation.
+    const frames = new Map<Change, string>();
+    this.broadcast((scope) => {
+      const seen = scope.change(change);
+      if (seen === null) return null;
+      const frame = frames.get(seen) ?? this.frame({ seq: kept.seq, change: seen });
+      frames.set(seen, frame);
+      return frame;
+    });
   }
 
-  /** The frames after `lastId`, or a reset when they are not all kept. */
-  private missedSince(lastId: string): string {
+  private frame({ seq, change }: Kept): string {
+    const data = JSON.stringify(dataOf(change));
+    return `id: ${this.epoch}-${seq}\nevent: ${change.event}\ndata: ${data}\n\n`;
+  }
+
+  /** The frames after `lastId` that `scope` lets through, or a reset when they are not all kept. */
+  private missedSince(lastId: string, scope: Scope): string {
     const match = /^([0-9a-f]+)-(\d+)$/.exec(lastId.trim());
     const seq = Number(match?.[2]);
     const oldest = this.kept[0]?.seq ?? this.seq + 1;
@@ -118,7 +165,10 @@ export class EventStream {
     }
     return this.kept
       .filter((k) => k.seq > seq)
-      .map((k) => k.frame)
+      .flatMap((k) => {
+        const seen = scope.change(k.change);
+        return seen === null ? [] : [this.frame({ seq: k.seq, change: seen })];
+      })
       .join('');
   }
 
@@ -127,7 +177,8 @@ export class EventStream {
     this.epoch = newEpoch();
     this.seq = 0;
     this.kept = [];
-    this.broadcast(this.resetFrame('reorg'));
+    const frame = this.resetFrame('reorg');
+    this.broadcast(() => frame);
   }
 
   /**
@@ -139,9 +190,13 @@ export class EventStream {
     return `id: ${this.epoch}-${this.seq}\nevent: reset\ndata: ${JSON.stringify({ reason })}\n\n`;
   }
 
-  private broadcast(text: string): void {
-    for (const client of this.clients) {
-      if (client.writableLength > MAX_BUFFERED) {
+  /** Writes to each client what `textFor` its scope gives, if anything. */
+  private broadcast(textFor: (scope: Scope) => string | null): void {
+    for (const [client, { scope, authorized }] of this.clients) {
+      if (!authorized()) {
+        client.end();
+        this.clients.delete(client);
+      } else if (client.writableLength > MAX_BUFFERED) {
         this.options.logger.warn(
           { buffered: client.writableLength },
           'slow event stream client dropped',
@@ -149,7 +204,8 @@ export class EventStream {
         client.destroy();
         this.clients.delete(client);
       } else {
-        client.write(text);
+        const text = textFor(scope);
+        if (text !== null) client.write(text);
       }
     }
   }

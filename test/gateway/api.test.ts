@@ -67,8 +67,10 @@ beforeAll(async () => {
     pollMs: 20,
   });
   indexer.start();
+  // The open API (no sign-in): what it serves; test/gateway/auth.test.ts narrows it per caller.
   api = await startApiServer({
     indexer,
+    auth: null,
     listen: { host: '127.0.0.1', port: 0 },
     logger: silentLogger,
     heartbeatMs: 100,
@@ -365,6 +367,7 @@ describe('GET /api/events', () => {
   it('ends every stream when the server closes', async () => {
     const own = await startApiServer({
       indexer,
+      auth: null,
       listen: { host: '127.0.0.1', port: 0 },
       logger: silentLogger,
     });
