@@ -8,11 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { JsonRpcProvider, Network, NonceManager, Wallet } from 'ethers';
+import { InfluxDB } from 'influx';
 import mqtt, { type MqttClient } from 'mqtt';
 import { UtilityToken__factory } from '../contracts/types/index.js';
 import { parseHostPort } from '../core/cli.js';
 import { EipError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { UtilityId } from '../core/utilities.js';
 import { startApiServer } from './api/server.js';
 import { startAuth } from './auth/auth.js';
 import { type ParkBroker, startParkBroker } from './broker/broker.js';
@@ -22,6 +24,7 @@ import { deployMarkets } from './chain/deploy.js';
 import { enrolPlants } from './chain/enrol.js';
 import { type Manifest, readManifest, writeManifest } from './chain/manifest.js';
 import type { GatewayConfig } from './config.js';
+import { forecastUtility } from './forecast/history.js';
 import { Indexer } from './indexer/indexer.js';
 import { holdMessages } from './link.js';
 import { ParkDirectory } from './park.js';
@@ -293,9 +296,14 @@ async function startApi(
             logger: logger.child({ part: 'auth' }),
             env,
           });
+    const influx = config.influx;
+    const series = influx && new InfluxDB(`${influx.url.replace(/\/$/, '')}/${influx.database}`);
     const server = await startApiServer({
       indexer,
       auth,
+      ...(series && {
+        forecast: (id: UtilityId) => forecastUtility(series, id, Date.now()),
+      }),
       listen: parseHostPort(config.api.listen, 'api.listen', { listener: true }),
       logger: logger.child({ part: 'api' }),
     });

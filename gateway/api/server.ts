@@ -12,13 +12,16 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
 import { isEipError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import type { UtilityId } from '../../core/utilities.js';
 import type { AuthGate } from '../auth/auth.js';
 import { OPERATOR } from '../auth/principal.js';
+import type { UtilityForecast } from '../forecast/history.js';
 import type { Indexer } from '../indexer/indexer.js';
 import { sendError, sendJson } from './http.js';
-import { NONE, parseParameters } from './params.js';
+import { NONE, parseParameters, utility } from './params.js';
 import { matchPath, ROUTES } from './routes.js';
 import { scopeOf } from './scope.js';
 import { EventStream, type IndexerFeed } from './stream.js';
@@ -39,6 +42,11 @@ export interface ApiServerOptions {
   readonly heartbeatMs?: number;
   /** Events kept for clients that reconnect with Last-Event-ID. */
   readonly replayEvents?: number;
+  /**
+   * Tomorrow's demand and balance of a utility from the time series; absent without InfluxDB,
+   * and then `/api/forecast` answers 503 saying so.
+   */
+  readonly forecast?: (utility: UtilityId) => Promise<UtilityForecast>;
 }
 
 export interface ApiServer {
@@ -49,6 +57,8 @@ export interface ApiServer {
 }
 
 const EVENTS_PATH = '/api/events';
+const FORECAST_PATH = '/api/forecast';
+const FORECAST_QUERY = z.strictObject({ utility });
 
 /** Whether the caller of `request` is (still) signed in. */
 function signedIn(auth: AuthGate | null, request: IncomingMessage): boolean {
@@ -77,7 +87,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const url = new URL(request.url ?? '/', 'http://api');
     const match = matchPath(ROUTES, url.pathname);
     const isStream = url.pathname === EVENTS_PATH;
-    if (match === null && !isStream) {
+    const isForecast = url.pathname === FORECAST_PATH;
+    if (match === null && !isStream && !isForecast) {
       sendError(response, 404, { code: 'NOT_FOUND', message: `no route ${url.pathname}` });
       return;
     }
@@ -91,6 +102,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       return;
     }
     const query = Object.fromEntries(url.searchParams);
+    if (isForecast) {
+      // Park-wide aggregates, like /api/utilities: any signed-in caller may read them.
+      void sendForecast(response, parseParameters(FORECAST_QUERY, query).utility);
+      return;
+    }
     if (match === null) {
       parseParameters(NONE, query);
       // A stream outlives the request that opened it, but not the session behind it.
@@ -105,6 +121,30 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       sendError(response, 404, { code: 'NOT_FOUND', message: reply.message });
     } else {
       sendJson(response, 200, reply.body);
+    }
+  };
+
+  const sendForecast = async (response: ServerResponse, id: UtilityId): Promise<void> => {
+    if (!options.forecast) {
+      sendError(response, 503, {
+        code: 'NOT_CONFIGURED',
+        message: 'no forecast: the gateway has no InfluxDB configured (influx: in its config)',
+      });
+      return;
+    }
+    try {
+      sendJson(response, 200, await options.forecast(id));
+    } catch (error) {
+      if (isEipError(error, 'INVALID_ARGUMENT')) {
+        // Not enough history yet: a state of the park, not a bad request.
+        sendError(response, 409, { code: 'NOT_ENOUGH_HISTORY', message: error.message });
+        return;
+      }
+      logger.warn({ err: (error as Error).message, utility: id }, 'forecast failed');
+      sendError(response, 502, {
+        code: 'IO_ERROR',
+        message: `no forecast: InfluxDB could not be read (${(error as Error).message})`,
+      });
     }
   };
 

@@ -44,6 +44,11 @@ describe('eip-gateway run on embedded defaults', () => {
     const manifest = readFileSync(join(dir, 'gateway-data/chain/deployment.json'), 'utf8');
     try {
       const status = await (await fetch(`${first.apiUrl}/api/status`)).json();
+      const forecast = await fetch(`${first.apiUrl}/api/forecast?utility=biogas`);
+      expect(forecast.status).toBe(503);
+      expect(((await forecast.json()) as { error: { message: string } }).error.message).toMatch(
+        /no InfluxDB configured/,
+      );
       expect(status).toMatchObject({ chainId: 31337, contracts: { token: first.manifest.token } });
       expect(logger.entries.map((e) => e.message)).toEqual(
         expect.arrayContaining([
@@ -115,6 +120,12 @@ describe('eip-gateway run on embedded defaults', () => {
             .query<{ time: Date; value: number }>('SELECT value FROM reading', { precision: 'ms' })
             .catch(() => []);
         }
+        // Readings, but no balances yet: the forecast says what it lacks.
+        const forecast = await fetch(`${gateway.apiUrl}/api/forecast?utility=biogas`);
+        expect(forecast.status).toBe(409);
+        expect(((await forecast.json()) as { error: { message: string } }).error.message).toMatch(
+          /needs a day of history/,
+        );
         expect(rows.map((r) => [new Date(r.time).getTime(), r.value])).toEqual([
           [measuredAt + 1, 1001],
           [measuredAt + 2, 1002],
