@@ -24,6 +24,7 @@ import { deployMarkets } from './chain/deploy.js';
 import { enrolPlants } from './chain/enrol.js';
 import { type Manifest, readManifest, writeManifest } from './chain/manifest.js';
 import type { GatewayConfig } from './config.js';
+import { dashboardHandler } from './dashboard/serve.js';
 import { forecastUtility } from './forecast/history.js';
 import { Indexer } from './indexer/indexer.js';
 import { holdMessages } from './link.js';
@@ -301,6 +302,7 @@ async function startApi(
     const server = await startApiServer({
       indexer,
       auth,
+      dashboard: dashboardHandler(),
       ...(series && {
         forecast: (id: UtilityId) => forecastUtility(series, id, Date.now()),
       }),

@@ -47,6 +47,8 @@ export interface ApiServerOptions {
    * and then `/api/forecast` answers 503 saying so.
    */
   readonly forecast?: (utility: UtilityId) => Promise<UtilityForecast>;
+  /** The dashboard's pages, served on the same origin (gateway/dashboard/serve.ts). */
+  readonly dashboard?: (request: IncomingMessage, response: ServerResponse) => boolean;
 }
 
 export interface ApiServer {
@@ -84,6 +86,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   const answer = (request: IncomingMessage, response: ServerResponse): void => {
     if (auth?.handle(request, response)) return;
+    if (options.dashboard?.(request, response)) return;
     const url = new URL(request.url ?? '/', 'http://api');
     const match = matchPath(ROUTES, url.pathname);
     const isStream = url.pathname === EVENTS_PATH;

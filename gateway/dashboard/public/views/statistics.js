@@ -1,0 +1,162 @@
+/**
+ * Statistics and graphs of the market per utility, worked out from every agreement the API lets
+ * the user see: prices over time against the provider's tariffs, savings against those tariffs,
+ * delivered against contracted. The agreement rate is not among them: see `rateUnavailable`.
+ *
+ * @typedef {import('../../wire.js').Agreement} Agreement
+ * @typedef {import('../../wire.js').Utility} Utility
+ * @typedef {import('./view.js').View} View
+ * @typedef {import('./view.js').Session} Session
+ */
+import { allPages, getJson } from '../api.js';
+import { lineChart } from '../charts/line.js';
+import { facts, h, table } from '../dom.js';
+import { number, percent, price, quantity, time, tokens, toNumber } from '../format.js';
+import { deliveredOfContracted, peerOnly, savings, weightedPrice } from '../market.js';
+import { agreementLink, chartData, empty, party, section } from './view.js';
+
+/** Pages of 500 agreements read at most: the statistics cover the newest 10,000. */
+const MAX_PAGES = 20;
+
+/**
+ * @param {Utility} u
+ * @param {readonly Agreement[]} agreements of this utility, newest first
+ * @param {number} width
+ */
+function prices(u, agreements, width) {
+  const oldestFirst = [...agreements].reverse();
+  /** @param {string} kind */
+  const points = (kind) =>
+    oldestFirst
+      .filter((a) => a.kind === kind)
+      .map((a) => ({ x: a.opened.timestamp, y: toNumber.price(a.unitPrice) }));
+  const unit = `tokens/${u.unit}`;
+  return [
+    lineChart({
+      title: `${u.name}: agreed prices over time`,
+      description: `The unit price of each of ${agreements.length} agreements when it opened, in ${unit}, against the provider's tariffs: it sells at ${price(u.tariffs.providerSellsAt, u.unit)} and buys at ${price(u.tariffs.providerBuysAt, u.unit)}. The table below lists them.`,
+      width,
+      yLabel: unit,
+      xFormat: time,
+      yFormat: (value) => number(value, 3),
+      series: [
+        { name: 'peer agreement', points: points('peer'), joined: false },
+        { name: 'trade with the provider', points: points('provider'), joined: false },
+      ],
+      references: [
+        {
+          value: toNumber.price(u.tariffs.providerSellsAt),
+          label: `provider sells at ${price(u.tariffs.providerSellsAt, u.unit)}`,
+        },
+        {
+          value: toNumber.price(u.tariffs.providerBuysAt),
+          label: `provider buys at ${price(u.tariffs.providerBuysAt, u.unit)}`,
+        },
+      ],
+    }),
+    chartData(
+      `${u.name} agreed prices`,
+      [
+        'Opened',
+        'Agreement',
+        'With',
+        { label: 'Price', numeric: true },
+        { label: 'Quantity', numeric: true },
+      ],
+      agreements.map((a) => [
+        time(a.opened.timestamp),
+        agreementLink(a.id),
+        a.kind === 'peer' ? 'a peer' : 'the provider',
+        price(a.unitPrice, a.unit),
+        quantity(a.quantity, a.unit),
+      ]),
+    ),
+  ];
+}
+
+/**
+ * @param {Utility} u
+ * @param {readonly Agreement[]} agreements of this utility
+ * @param {Session | null} session
+ */
+function figures(u, agreements, session) {
+  const peer = peerOnly(agreements);
+  const average = weightedPrice(peer);
+  const { delivered, contracted } = deliveredOfContracted(agreements);
+  const { total, byParty } = savings(agreements, u);
+  return [
+    facts([
+      ['Peer agreements', `${peer.length} of ${agreements.length}`],
+      ['Average peer price, weighted by quantity', average === null ? '–' : price(average, u.unit)],
+      [
+        'Delivered in settled agreements',
+        `${quantity(delivered, u.unit)} of ${quantity(contracted, u.unit)} contracted (${percent(delivered, contracted)} %)`,
+      ],
+      ["Buyers saved against the provider's selling tariff", tokens(total.saved)],
+      ["Sellers earned above the provider's buying tariff", tokens(total.earned)],
+    ]),
+    h(
+      'p',
+      { class: 'muted' },
+      "Savings count what was delivered in settled peer agreements, against the provider's tariffs as they are now: the API keeps no record of earlier tariffs.",
+    ),
+    byParty.size > 0 &&
+      table(
+        `${u.name}: savings per prosumer`,
+        [
+          'Prosumer',
+          { label: 'Saved as buyer', numeric: true },
+          { label: 'Earned above tariff as seller', numeric: true },
+        ],
+        [...byParty].map(([address, gain]) => [
+          party(address, session),
+          tokens(gain.saved),
+          tokens(gain.earned),
+        ]),
+      ),
+  ];
+}
+
+const rateUnavailable = () =>
+  section(
+    'Agreement rate',
+    h(
+      'p',
+      {},
+      'Not available: the chain, and so the API, holds only the negotiations that ended in an agreement. The rate needs the ones that failed as well, which only the plants’ edge agents know; the gateway would have to collect and serve them.',
+    ),
+  );
+
+/** @type {View} */
+export const statisticsView = {
+  nav: 'statistics',
+  title: () => 'Statistics',
+  reloadOn: ['agreement'],
+  async load() {
+    /** @type {[{ items: Agreement[], complete: boolean }, import('../../wire.js').List<Utility>]} */
+    const [agreements, utilities] = await Promise.all([
+      allPages('/api/agreements', MAX_PAGES),
+      getJson('/api/utilities'),
+    ]);
+    return ({ width, session }) => {
+      const scope = agreements.complete
+        ? `From all ${agreements.items.length} agreements you can see.`
+        : `From the newest ${agreements.items.length} agreements you can see; older ones are left out.`;
+      return h(
+        'div',
+        {},
+        h('p', {}, scope),
+        utilities.items.map((u) => {
+          const own = agreements.items.filter((a) => a.utility === u.utility);
+          return section(
+            u.name,
+            own.length === 0
+              ? empty('No agreements yet.')
+              : [...prices(u, own, width), ...figures(u, own, session)],
+          );
+        }),
+        rateUnavailable(),
+      );
+    };
+  },
+};
