@@ -38,7 +38,7 @@ export interface MeterServer {
 type Callback<T> = (error: Error | null, value: T) => void;
 
 /** A free TCP port on `host`: modbus-serial's server reads port 0 as "the default, 502". */
-async function freePort(host: string): Promise<number> {
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   const probe = createServer();
   await new Promise<void>((resolve, reject) => {
     probe.once('error', reject);

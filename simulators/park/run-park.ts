@@ -19,13 +19,15 @@ import { getUtility, UTILITY_IDS } from '../../core/utilities.js';
 import { EdgeAgent } from '../../edge/agent/agent.js';
 import { parseConfig } from '../../edge/config/load.js';
 import { loadProfile } from '../../edge/meters/profiles.js';
+import { generateDemoUsers } from '../../gateway/auth/users.js';
 import { hashPassword } from '../../gateway/broker/credentials.js';
 import { ANVIL_SECOND_KEY } from '../../gateway/chain/anvil.js';
 import { parseGatewayConfig } from '../../gateway/config.js';
+import { ParkDirectory } from '../../gateway/park.js';
 import { type AgreementRecord, partyName } from '../../gateway/relay/book.js';
 import { type Gateway, startGateway } from '../../gateway/run.js';
 import { MS_PER_DAY, parseCurve } from '../meters/curve.js';
-import { type MeterServer, startMeterServer } from '../meters/meter-server.js';
+import { freePort, type MeterServer, startMeterServer } from '../meters/meter-server.js';
 import { DEMO_PLANTS, type DemoTiming, edgeConfigYaml } from './demo-park.js';
 
 export interface ParkRunOptions {
@@ -99,16 +101,36 @@ export async function runPark(options: ParkRunOptions): Promise<ParkSummary> {
       join(options.dataDir, 'credentials.yaml'),
       `clients:\n${credentials.join('\n')}\n`,
     );
+    const plantLines = plants.map(
+      (p) =>
+        `  ${p.plant.id}: { address: "${p.trading.address}", meters: { ${p.plant.meters.map((m) => `${m.id}: "${p.metering.address}"`).join(', ')} } }`,
+    );
+    // The dashboard signs in through the embedded provider: the operator and one user per
+    // plant, with passwords made for this run and shown once.
+    const { users, logins } = await generateDemoUsers(
+      new ParkDirectory(
+        Object.fromEntries(
+          plants.map((p) => [p.plant.id, { address: p.trading.address, meters: {} }]),
+        ),
+      ),
+    );
+    const apiPort = await freePort();
     const gatewayYaml = [
       'data_dir: gateway-data',
       'broker: { credentials: credentials.yaml, tcp: "127.0.0.1:0" }',
-      'api: { listen: "127.0.0.1:0" }',
+      `api: { listen: "127.0.0.1:${apiPort}" }`,
+      'auth:',
+      `  public_url: "http://127.0.0.1:${apiPort}"`,
+      '  provider:',
+      '    embedded:',
+      '      users:',
+      ...Object.entries(users).map(
+        ([name, user]) =>
+          `        ${name}: { ${'role' in user ? 'role: operator, ' : 'plant' in user ? `plant: ${user.plant}, ` : ''}password: "${user.password}" }`,
+      ),
       `grace_s: ${options.graceS}`,
       'plants:',
-      ...plants.map(
-        (p) =>
-          `  ${p.plant.id}: { address: "${p.trading.address}", meters: { ${p.plant.meters.map((m) => `${m.id}: "${p.metering.address}"`).join(', ')} } }`,
-      ),
+      ...plantLines,
     ].join('\n');
     writeFileSync(join(options.dataDir, 'gateway.yaml'), `${gatewayYaml}\n`);
 
@@ -130,7 +152,10 @@ export async function runPark(options: ParkRunOptions): Promise<ParkSummary> {
       plants.map((p) => p.trading),
     );
     progress(
-      `gateway up: broker ${gateway.brokerUrl}, chain ${gateway.rpcUrl} (id ${gateway.manifest.chainId}), API ${gateway.apiUrl}/api/agreements`,
+      `gateway up: broker ${gateway.brokerUrl}, chain ${gateway.rpcUrl} (id ${gateway.manifest.chainId})`,
+    );
+    progress(
+      `dashboard: ${gateway.apiUrl}/ (sign in as ${logins.map((l) => `${l.username} / ${l.password}`).join(', or ')})`,
     );
 
     // The simulated day starts at midnight and runs dayS real seconds.
