@@ -53,7 +53,10 @@ export const CONTENT_SECURITY_POLICY = [
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'content-security-policy': CONTENT_SECURITY_POLICY,
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  // same-origin, not no-referrer: under no-referrer Chromium sends `Origin: null` with the
+  // sign-out form's POST, which the sign-in (gateway/auth) rightly refuses as not ours. Nothing
+  // leaves for another origin either way.
+  'referrer-policy': 'same-origin',
 };
 
 /** The API's routes, the sign-in's, and the embedded demo identity provider's (gateway/auth). */
