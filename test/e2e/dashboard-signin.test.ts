@@ -85,7 +85,7 @@ describe.runIf(RUN_BROWSER_SUITES)('signing in to the dashboard', () => {
       await page.getByLabel(/password/i).fill('ana-password');
       await page.getByRole('button', { name: /sign in/i }).click();
       await page.getByText(/Signed in as/).waitFor({ timeout: 20_000 });
-      expect(await page.locator('header').innerText()).toMatch(/plant-a/);
+      expect(await page.locator('header').textContent()).toMatch(/plant-a/);
       await page.getByRole('heading', { name: 'Delivery confirmations' }).waitFor();
       // The API answers the signed-in page, and no one else.
       expect((await fetch(`${url}/api/agreements`)).status).toBe(401);
