@@ -18,7 +18,7 @@ import { type Agreement, structHash } from '../../core/messages/eip712.js';
 import { type ApiServer, startApiServer } from '../../gateway/api/server.js';
 import type { Session } from '../../gateway/dashboard/wire.js';
 import { forecastUtility } from '../../gateway/forecast/history.js';
-import { Indexer } from '../../gateway/indexer/indexer.js';
+import type { Indexer } from '../../gateway/indexer/indexer.js';
 import {
   agreementTerms,
   openAgreement,
@@ -26,11 +26,11 @@ import {
   PRICE,
   QUANTITY,
   reportDelivery,
-  startPark,
   WINDOW,
   warp,
 } from '../contracts/park.js';
 import { launchChromium, RUN_BROWSER_SUITES } from '../support/chromium.js';
+import { startIndexedPark } from '../support/indexed-park.js';
 import { until } from '../support/until.js';
 import { type Site, startSite } from './site.js';
 
@@ -176,14 +176,7 @@ const openTables = (page: Page) =>
 
 describe.runIf(RUN_BROWSER_SUITES)('the dashboard in Chromium', { timeout: 60_000 }, () => {
   beforeAll(async () => {
-    park = await startPark();
-    indexer = new Indexer({
-      provider: park.provider,
-      manifest: park.manifest,
-      logger: silentLogger,
-      pollMs: 20,
-    });
-    indexer.start();
+    ({ park, indexer } = await startIndexedPark());
     api = await startApi();
     site = await startSite(api.url);
     // As gateway/auth answers GET /auth/me for a plant's staff member.

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/logger.js';
 import { type Agreement, structHash } from '../../core/messages/eip712.js';
 import { type ApiServer, startApiServer } from '../../gateway/api/server.js';
-import { Indexer } from '../../gateway/indexer/indexer.js';
+import type { Indexer } from '../../gateway/indexer/indexer.js';
 import {
   agreementTerms,
   openAgreement,
@@ -15,9 +15,9 @@ import {
   PRICE,
   QUANTITY,
   reportDelivery,
-  startPark,
 } from '../contracts/park.js';
 import { openEventStream } from '../support/event-stream.js';
+import { startIndexedPark } from '../support/indexed-park.js';
 import { until } from '../support/until.js';
 
 let park: Park;
@@ -59,14 +59,7 @@ async function deliverInFull(terms: Agreement): Promise<string> {
 }
 
 beforeAll(async () => {
-  park = await startPark();
-  indexer = new Indexer({
-    provider: park.provider,
-    manifest: park.manifest,
-    logger: silentLogger,
-    pollMs: 20,
-  });
-  indexer.start();
+  ({ park, indexer } = await startIndexedPark());
   // The open API (no sign-in): what it serves; test/gateway/auth.test.ts narrows it per caller.
   api = await startApiServer({
     indexer,

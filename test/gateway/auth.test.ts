@@ -16,7 +16,7 @@ import { CookieJar } from '../../gateway/auth/cookies.js';
 import { type ClaimMapping, principalFromClaims } from '../../gateway/auth/principal.js';
 import { generateDemoUsers } from '../../gateway/auth/users.js';
 import { hashPassword } from '../../gateway/broker/credentials.js';
-import { Indexer } from '../../gateway/indexer/indexer.js';
+import type { Indexer } from '../../gateway/indexer/indexer.js';
 import { ParkDirectory } from '../../gateway/park.js';
 import {
   agreementTerms,
@@ -25,10 +25,10 @@ import {
   type Park,
   QUANTITY,
   reportDelivery,
-  startPark,
 } from '../contracts/park.js';
 import { Browser, formOf } from '../support/browser.js';
 import { openEventStream } from '../support/event-stream.js';
+import { startIndexedPark } from '../support/indexed-park.js';
 import { freePort } from '../support/processes.js';
 import { recordingLogger } from '../support/recording-logger.js';
 import { until } from '../support/until.js';
@@ -72,14 +72,7 @@ async function sellerBuysFromProvider(): Promise<{ id: string; tx: string }> {
 }
 
 beforeAll(async () => {
-  park = await startPark();
-  indexer = new Indexer({
-    provider: park.provider,
-    manifest: park.manifest,
-    logger: silentLogger,
-    pollMs: 20,
-  });
-  indexer.start();
+  ({ park, indexer } = await startIndexedPark());
   directory = new ParkDirectory({
     'seller-plant': { address: park.seller.address, meters: {} },
     'buyer-plant': { address: park.buyer.address, meters: {} },

@@ -17,9 +17,9 @@ import { MeterModel } from '../../simulators/meters/meter-model.js';
 import { type MeterServer, startMeterServer } from '../../simulators/meters/meter-server.js';
 import { FIXTURES } from '../core/messages/fixtures.js';
 import { startBroker, type TestBroker } from '../support/broker.js';
+import { freePort } from '../support/processes.js';
 import { openPtyPair, RUN_PTY_SUITES } from '../support/pty-pair.js';
 import { until } from '../support/until.js';
-import { freePort } from './support/free-port.js';
 import {
   agreementView,
   type MarketApi,

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from './support/free-port.js';
+import { freePort } from '../support/processes.js';
 import { PACKAGE_DIR, ROOT, readPackageJson } from './support/palette.js';
 
 const run = promisify(execFile);

@@ -1,20 +1,10 @@
 /** Services the suites run as child processes: a free port for one, and its end with the suite. */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 
 /** A TCP port free on `host` now; the caller's service binds it a moment later. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, host, resolve);
-  });
-  const address = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port from the probe');
-  return address.port;
-}
+export { freePort } from '../../simulators/meters/meter-server.js';
 
 export const exited = (child: ChildProcess): Promise<void> =>
   child.exitCode !== null || child.signalCode !== null
