@@ -19,6 +19,18 @@ export interface DemandOptions {
   readonly seed: number;
 }
 
+/**
+ * The noise the forecast is measured against (tests and `npm run bench -- forecast`): five weeks
+ * of hourly steps, 10% jitter per hour, the level drifting 2% a day.
+ */
+export const NOISY_WEEKS = {
+  days: 35,
+  stepsPerDay: 24,
+  jitter: 0.1,
+  drift: 0.02,
+  seed: 7,
+} as const;
+
 /** mulberry32: small, fast and good enough for simulated noise (not for keys). */
 function random(seed: number): () => number {
   let state = seed >>> 0;

@@ -7,7 +7,7 @@
  */
 import { textTable } from '../../core/text-table.js';
 import { backtest, holtWinters, seasonalNaive } from '../../gateway/forecast/forecast.js';
-import { demandSeries } from '../../simulators/park/demand.js';
+import { demandSeries, NOISY_WEEKS } from '../../simulators/park/demand.js';
 import { DEMO_PLANTS } from '../../simulators/park/demo-park.js';
 
 const DAY = 24;
@@ -16,14 +16,7 @@ const UNIT: Record<string, string> = { biogas: 'm3', electricity: 'kWh', heat: '
 export function forecastTable(): string {
   const rows = DEMO_PLANTS.flatMap((plant) =>
     plant.meters.map((meter) => {
-      const series = demandSeries({
-        curve: meter.curve,
-        days: 35,
-        stepsPerDay: DAY,
-        jitter: 0.1,
-        drift: 0.02,
-        seed: 7,
-      });
+      const series = demandSeries({ curve: meter.curve, ...NOISY_WEEKS });
       // Electricity curves are in W: per hour that is Wh; shown in kWh.
       const scale = meter.utility === 'electricity' ? 1000 : 1;
       const naive = backtest(seasonalNaive, series, DAY, 14).mae / scale;

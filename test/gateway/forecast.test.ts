@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { backtest, holtWinters, seasonalNaive } from '../../gateway/forecast/forecast.js';
-import { demandSeries } from '../../simulators/park/demand.js';
+import { demandSeries, NOISY_WEEKS } from '../../simulators/park/demand.js';
 import { DEMO_PLANTS } from '../../simulators/park/demo-park.js';
 
 const DAY = 24;
@@ -25,14 +25,7 @@ describe('forecasts', () => {
 
   it("beat the seasonal-naive forecast on every demo plant's noisy demand", () => {
     for (const meter of DEMO_PLANTS.flatMap((p) => p.meters)) {
-      const series = demandSeries({
-        curve: meter.curve,
-        days: 35,
-        stepsPerDay: DAY,
-        jitter: 0.1,
-        drift: 0.02,
-        seed: 7,
-      });
+      const series = demandSeries({ curve: meter.curve, ...NOISY_WEEKS });
       const naive = backtest(seasonalNaive, series, DAY, 14);
       const ours = backtest(holtWinters, series, DAY, 14);
       expect(ours.mae, meter.id).toBeLessThan(naive.mae);
