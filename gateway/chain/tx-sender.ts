@@ -286,13 +286,6 @@ export class TxSender {
     }, this.pollMs);
   }
 
-  /** Wakes the follower at once (tests, and the relay when it knows a block came). */
-  async pollNow(): Promise<void> {
-    await this.polling;
-    this.polling = this.poll();
-    await this.polling;
-  }
-
   private async poll(): Promise<void> {
     if (this.options.store.size === 0) return;
     const { provider, logger } = this.options;
