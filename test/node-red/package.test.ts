@@ -2,8 +2,11 @@
  * The package as npm ships it: `npm pack` (which builds it first, through `prepack`), what the
  * tarball holds, and the tarball installed with npm into a Node-RED user directory outside the
  * repository, where a stock Node-RED (its own executable, on a loopback port) loads every node.
- * The install is offline, from npm's cache, which `npm ci` of the repository fills with every
- * dependency of the package; without them it is skipped, except in CI.
+ * The install takes the package's dependencies from npm's cache where it has them and from the
+ * registry otherwise, as a technician's would: `npm ci` of the repository fetches tarballs by the
+ * lockfile and leaves the packuments that resolving `^6.17.0` needs out of the cache, so an
+ * offline install failed on a fresh machine (ENOTCACHED) and passed only where something had
+ * filled the cache before.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -74,20 +77,15 @@ describe('installed from the tarball', () => {
     nodeRed?.kill();
   });
 
-  it('loads every node into a stock Node-RED, without the repository', async (context) => {
+  it('loads every node into a stock Node-RED, without the repository', async () => {
     const userDir = join(dir, 'node-red');
     mkdirSync(userDir);
     writeFileSync(join(userDir, 'package.json'), '{ "name": "node-red-project", "private": true }');
-    const install = await run(
+    await run(
       'npm',
-      ['install', '--offline', '--no-audit', '--no-fund', join(dir, packed.filename)],
+      ['install', '--prefer-offline', '--no-audit', '--no-fund', join(dir, packed.filename)],
       { cwd: userDir, timeout: NPM_TIMEOUT_MS },
-    ).catch((error: { stderr?: string }) => error);
-    if ('stderr' in install && /ENOTCACHED/.test(install.stderr ?? '')) {
-      if (process.env.CI === 'true') throw new Error(`npm install --offline: ${install.stderr}`);
-      context.skip('the npm cache lacks a dependency of the package (run npm ci first)');
-    }
-    expect(install).not.toBeInstanceOf(Error);
+    );
 
     const port = await freePort();
     // Loopback only, and quiet: settings.js in the user directory is the one Node-RED reads.
