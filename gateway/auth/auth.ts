@@ -1,7 +1,7 @@
 /**
  * Sign-in for the gateway's HTTP server, in one call: `startAuth` gives the API server
  * (gateway/api/server.ts, option `auth`) the sign-in routes to serve and the principal of each
- * request. Wiring and configuration: README.md beside this file.
+ * request, from a session or an API token. Wiring and configuration: README.md beside this file.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EipError } from '../../core/errors.js';
@@ -13,25 +13,29 @@ import type { Principal } from './principal.js';
 import { RelyingParty } from './relying-party.js';
 import { AuthRoutes, LOGIN_TTL_MS, type LoginInProgress, type Session } from './routes.js';
 import { ExpiringStore } from './store.js';
+import { TokenBook } from './tokens.js';
 import { UserBook } from './users.js';
 
 /** What the API server needs of sign-in. */
 export interface AuthGate {
   /** Serves /auth/* (and /oidc/* with the embedded provider): true when it took the request. */
   handle(request: IncomingMessage, response: ServerResponse): boolean;
-  /** The signed-in caller; throws UNAUTHORIZED (the server answers 401) saying why not. */
+  /**
+   * The caller: the bearer of a known API token, or a signed-in person; throws UNAUTHORIZED (the
+   * server answers 401) saying why not.
+   */
   principalOf(request: IncomingMessage): Principal;
 }
 
 export interface AuthOptions {
   /** The `auth:` section of the gateway's config (authConfigSchema). */
   readonly config: AuthConfig;
-  /** The park's plants: a plant principal must be one of them. */
+  /** The park's plants: a plant principal (a user's, a token's) must be one of them. */
   readonly directory: ParkDirectory;
   readonly logger: Logger;
   /** Where `client_secret_env` is read; process.env by default. */
   readonly env?: NodeJS.ProcessEnv;
-  /** Unix ms, for session expiry; Date.now by default. */
+  /** Unix ms, for the expiry of sessions and tokens; Date.now by default. */
   readonly clock?: () => number;
 }
 
@@ -49,6 +53,7 @@ export async function startAuth(options: AuthOptions): Promise<AuthGate> {
   const clock = options.clock ?? Date.now;
   const publicUrl = config.public_url;
   const redirectUri = `${publicUrl}/auth/callback`;
+  const tokens = TokenBook.open(config.tokens, directory, clock);
   let provider: AuthGate['handle'] = () => false;
   let client: { readonly issuer: URL; readonly clientId: string; readonly clientSecret?: string };
   if ('embedded' in config.provider) {
@@ -85,6 +90,7 @@ export async function startAuth(options: AuthOptions): Promise<AuthGate> {
     directory,
     mapping: config.claims,
     sessions: new ExpiringStore<Session>({ ttlMs: sessionMs, maxEntries: MAX_RECORDS, clock }),
+    tokens,
     logins: new ExpiringStore<LoginInProgress>({
       ttlMs: LOGIN_TTL_MS,
       maxEntries: MAX_RECORDS,
@@ -95,9 +101,13 @@ export async function startAuth(options: AuthOptions): Promise<AuthGate> {
     logger,
   });
   logger.info(
-    { issuer: client.issuer.href, client: client.clientId, redirectUri },
+    { issuer: client.issuer.href, client: client.clientId, redirectUri, apiTokens: tokens.size },
     'sign-in configured',
   );
+  const expired = tokens.expired();
+  if (expired.length > 0) {
+    logger.warn({ tokens: expired }, 'API tokens past their expires date: they are refused');
+  }
   return {
     handle: (request, response) => provider(request, response) || routes.handle(request, response),
     principalOf: (request) => routes.principalOf(request),

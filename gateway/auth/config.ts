@@ -1,7 +1,8 @@
 /**
  * The `auth:` section of the gateway's config: sign-in for the dashboard's users with OpenID
- * Connect, against a standard provider or the embedded demo provider. README.md beside this file
- * explains each key, with Keycloak, Entra ID and Google.
+ * Connect, against a standard provider or the embedded demo provider, and API tokens for machine
+ * clients (tokens.ts). README.md beside this file explains each key, with Keycloak, Entra ID and
+ * Google.
  *
  * ```yaml
  * auth:
@@ -13,9 +14,12 @@
  *       users:
  *         operator: { role: operator, password: "scrypt:..." }   # eip-gateway passwd
  *         biogas-staff: { plant: biogas-plant, password: "scrypt:..." }
+ *   tokens:   # machine clients (Node-RED): eip-gateway token
+ *     node-red-biogas: { plant: biogas-plant, hash: "sha256:..." }
  * ```
  */
 import { z } from 'zod';
+import { apiTokensSchema } from './tokens.js';
 import { embeddedUsersSchema } from './users.js';
 
 const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name');
@@ -81,6 +85,10 @@ export const authConfigSchema = z
     claims: claimMappingSchema.prefault({}),
     session_hours: z.number().min(0.05).max(168).default(8).meta({
       description: 'A session ends this long after sign-in (a shift), or at sign-out',
+    }),
+    tokens: apiTokensSchema.default({}).meta({
+      description:
+        'API tokens of machine clients (Node-RED, scripts) by name: what each sees, and the SHA-256 of the token (eip-gateway token)',
     }),
   })
   .meta({ description: 'Sign-in for the dashboard and the HTTP API (OpenID Connect)' });

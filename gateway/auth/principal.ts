@@ -27,6 +27,36 @@ export type Principal =
 
 export const OPERATOR: Principal = { role: 'operator' };
 
+/** Who is calling, as `/auth/me` tells it: a signed-in person or an API token. */
+export interface Caller {
+  /** The person's name at the provider, or the token's name in `auth.tokens`. */
+  readonly who: string;
+  readonly principal: Principal;
+  /** Unix ms; null: it does not expire (an API token without `expires`). */
+  readonly expiresAt: number | null;
+}
+
+/** What an account of the config (an embedded user, an API token) says it is. */
+export type ConfiguredRole = { readonly role: 'operator' } | { readonly plant: string };
+
+/**
+ * The principal of an account written in the config, checked when the gateway starts: a plant
+ * that is not in `plants:` stops it there, rather than refusing the account at each use.
+ * `where` is the entry's path in the config, for the message.
+ */
+export function configuredPrincipal(
+  entry: ConfiguredRole,
+  directory: ParkDirectory,
+  where: string,
+): Principal {
+  if ('role' in entry) return OPERATOR;
+  const address = directory.addressOf(entry.plant);
+  if (address === undefined) {
+    throw new EipError('INVALID_ARGUMENT', `${where}: plant "${entry.plant}" is not in plants:`);
+  }
+  return { role: 'plant', plant: entry.plant, address };
+}
+
 export interface ClaimMapping {
   /** Claim whose value `operator_value` makes an operator. */
   readonly role: string;

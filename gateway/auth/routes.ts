@@ -10,6 +10,9 @@
  *   (when it has one) to sign out there too, a script gets JSON naming that page.
  * - GET /auth/me: who is signed in, as JSON: { who, role, plant, address, expiresAt }.
  *
+ * A request with an Authorization header is an API token's (tokens.ts), on /api and /auth/me
+ * alike, whatever cookie it carries too.
+ *
  * CSRF: the API only reads, and its answers are unreadable cross-origin (no CORS), so forged
  * requests gain nothing. Logout changes state: it is POST only, and the SameSite=Lax cookie is
  * not sent with a cross-site POST. Same-site is not same-origin, though (a sibling subdomain is
@@ -26,9 +29,15 @@ import { parseParameters } from '../api/params.js';
 import type { ParkDirectory } from '../park.js';
 import type { CookieJar } from './cookies.js';
 import { refuse, wantsPage } from './pages.js';
-import { type ClaimMapping, type Principal, principalFromClaims } from './principal.js';
+import {
+  type Caller,
+  type ClaimMapping,
+  type Principal,
+  principalFromClaims,
+} from './principal.js';
 import type { PendingLogin, RelyingParty, SignedIn } from './relying-party.js';
-import type { ExpiringStore, Lookup } from './store.js';
+import type { ExpiringStore } from './store.js';
+import type { TokenBook } from './tokens.js';
 
 export interface Session {
   readonly principal: Principal;
@@ -48,6 +57,8 @@ export interface AuthRoutesOptions {
   readonly directory: ParkDirectory;
   readonly mapping: ClaimMapping;
   readonly sessions: ExpiringStore<Session>;
+  /** The API tokens of machine clients. */
+  readonly tokens: TokenBook;
   readonly logins: ExpiringStore<LoginInProgress>;
   readonly cookies: CookieJar;
   readonly sessionHours: number;
@@ -114,14 +125,22 @@ export class AuthRoutes {
     return true;
   }
 
-  /** The signed-in caller; UNAUTHORIZED, saying why, without a live session. */
+  /** The caller's principal; UNAUTHORIZED, saying why, without a live session or a good token. */
   principalOf(request: IncomingMessage): Principal {
-    return this.session(request).value.principal;
+    return this.caller(request).principal;
   }
 
-  private session(request: IncomingMessage): Extract<Lookup<Session>, { found: 'live' }> {
+  private caller(request: IncomingMessage): Caller {
+    const { authorization } = request.headers;
+    // A request that brings a token is the token's, whatever cookie comes with it: a refused
+    // token never falls back to a browser's session (a script would then act as whoever ran it
+    // in a signed-in browser), nor does a session widen or narrow a token's view.
+    if (authorization !== undefined) return this.options.tokens.callerOf(authorization);
     const lookup = this.options.sessions.get(this.options.cookies.read(request, SESSION_COOKIE));
-    if (lookup.found === 'live') return lookup;
+    if (lookup.found === 'live') {
+      const { who, principal } = lookup.value;
+      return { who, principal, expiresAt: lookup.expiresAt };
+    }
     throw new EipError(
       'UNAUTHORIZED',
       lookup.found === 'expired'
@@ -232,14 +251,13 @@ export class AuthRoutes {
   }
 
   private me(request: IncomingMessage, response: ServerResponse): void {
-    const { value, expiresAt } = this.session(request);
-    const { principal, who } = value;
+    const { who, principal, expiresAt } = this.caller(request);
     sendJson(response, 200, {
       who,
       role: principal.role,
       plant: principal.role === 'plant' ? principal.plant : null,
       address: principal.role === 'plant' ? principal.address : null,
-      expiresAt: Math.floor(expiresAt / 1000),
+      expiresAt: expiresAt === null ? null : Math.floor(expiresAt / 1000),
     });
   }
 

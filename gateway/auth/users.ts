@@ -6,11 +6,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { EipError } from '../../core/errors.js';
 import { id } from '../../core/messages/schemas.js';
 import { hashPassword, verifyPassword } from '../broker/credentials.js';
 import type { ParkDirectory } from '../park.js';
-import type { ClaimMapping } from './principal.js';
+import { type ClaimMapping, configuredPrincipal } from './principal.js';
 
 const passwordHash = z
   .string()
@@ -72,11 +71,8 @@ export class UserBook {
   /** Refuses users of plants the park does not have, at start rather than at sign-in. */
   static async open(users: EmbeddedUsers, directory: ParkDirectory): Promise<UserBook> {
     for (const [name, entry] of Object.entries(users)) {
-      if ('plant' in entry && directory.addressOf(entry.plant) === undefined) {
-        throw new EipError(
-          'INVALID_ARGUMENT',
-          `auth.provider.embedded.users.${name}: plant "${entry.plant}" is not in plants:`,
-        );
+      if ('plant' in entry) {
+        configuredPrincipal(entry, directory, `auth.provider.embedded.users.${name}`);
       }
     }
     return new UserBook(users, await hashPassword(randomBytes(16).toString('base64url')));
