@@ -1,7 +1,8 @@
 /**
  * `eip-gateway`: the gateway's command line: `run` (broker, relay, oracle together), the broker
- * alone, password hashes for its credentials file, and deploying the market contracts. A thin
- * composition root: flags in, modules wired, one line per failure (see core/cli.ts).
+ * alone, password hashes for its credentials file, API tokens for machine clients of the HTTP
+ * API, and deploying the market contracts. A thin composition root: flags in, modules wired, one
+ * line per failure (see core/cli.ts).
  */
 import {
   accessSync,
@@ -15,6 +16,7 @@ import {
 import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { isAddress, JsonRpcProvider, NonceManager, Wallet } from 'ethers';
+import type { z } from 'zod';
 import {
   commandOutput,
   type Io,
@@ -24,6 +26,8 @@ import {
 } from '../../core/cli.js';
 import { EipError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
+import { id } from '../../core/messages/schemas.js';
+import { newApiToken, tokenExpiry } from '../auth/tokens.js';
 import { startParkBroker } from '../broker/broker.js';
 import { hashPassword, loadCredentials } from '../broker/credentials.js';
 import { mosquittoAcl, mosquittoClients, mosquittoConf } from '../broker/mosquitto.js';
@@ -46,6 +50,13 @@ interface BrokerFlags {
   readonly cert?: string;
   readonly key?: string;
   readonly ca?: string;
+}
+
+interface TokenFlags {
+  readonly name: string;
+  readonly operator?: true;
+  readonly plant?: string;
+  readonly expires?: string;
 }
 
 interface DeployFlags {
@@ -190,6 +201,40 @@ function program(io: Io, env: NodeJS.ProcessEnv): Command {
     });
 
   root
+    .command('token')
+    .summary('make an API token for a machine client of the HTTP API (Node-RED, a script)')
+    .description(
+      'Print a new API token on stdout, and on stderr the entry to add under auth.tokens in the gateway config: the name, what the token may see (everything, as the park operator, or one plant\'s data) and the token\'s SHA-256. Only the hash goes into the config; the token is shown this once. A client sends it as "Authorization: Bearer <token>"; the gateway accepts it once restarted with the entry.',
+    )
+    .requiredOption('--name <name>', 'its name in auth.tokens: who uses it, e.g. node-red-biogas')
+    .option('--operator', "the park operator's view: everything")
+    .option('--plant <id>', "one plant's view: a plant id of the config's plants:")
+    .option(
+      '--expires <date>',
+      'refused from then on: an ISO 8601 date (from 00:00 UTC) or date-time with zone',
+    )
+    .action((flags: TokenFlags) => {
+      const name = parsedFlag('--name', id, flags.name);
+      if ((flags.operator === true) === (flags.plant !== undefined)) {
+        throw new EipError('INVALID_ARGUMENT', 'give --operator or --plant ID, one of them');
+      }
+      const view =
+        flags.plant === undefined
+          ? 'role: operator'
+          : `plant: ${parsedFlag('--plant', id, flags.plant)}`;
+      const expires =
+        flags.expires === undefined ? '' : `, expires: "${expiryFlag(flags.expires)}"`;
+      const { token, hash } = newApiToken();
+      // The token alone on stdout, for `TOKEN=$(eip-gateway token ...)` or a secret store; the
+      // config entry on stderr, for the operator to read and paste.
+      io.stdout.write(`${token}\n`);
+      io.stderr.write(
+        `Add this entry under auth.tokens in the gateway config, then restart the gateway:\n    ${name}: { ${view}, hash: "${hash}"${expires} }\n` +
+          "The token (on stdout) is shown only now: give it to the client (Node-RED: the eip-gateway node's API token).\n",
+      );
+    });
+
+  root
     .command('deploy')
     .summary('deploy the token and the three markets; write a deployment manifest')
     .description(
@@ -275,6 +320,24 @@ function addressFlag(flag: string, value: string): string {
       'INVALID_ARGUMENT',
       `${flag}: "${value}" is not a non-zero 0x-prefixed address (40 hex digits, checksum right if mixed-case)`,
     );
+  }
+  return value;
+}
+
+/** A flag's value checked by `schema`, which says what is wrong. */
+function parsedFlag<T>(flag: string, schema: z.ZodType<T>, value: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  throw new EipError(
+    'INVALID_ARGUMENT',
+    `${flag}: "${value}" ${result.error.issues[0]?.message ?? 'is not valid'}`,
+  );
+}
+
+/** `--expires` as written, once it is a date the gateway accepts and still ahead. */
+function expiryFlag(value: string): string {
+  if (parsedFlag('--expires', tokenExpiry, value) <= Date.now()) {
+    throw new EipError('INVALID_ARGUMENT', `--expires: "${value}" is already past`);
   }
   return value;
 }
