@@ -3,7 +3,8 @@
  * provider, driven by a plain HTTP client (fetch, a cookie jar, redirects by hand) through the
  * authorization code flow with PKCE, over an indexer of a real anvil park where the seller plant
  * trades with the buyer plant and with the main provider. Then what each caller sees, on the
- * routes and the event stream, and every refusal with its message.
+ * routes and the event stream, and every refusal with its message; and the same for machine
+ * clients with API tokens.
  */
 import { Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,8 +15,10 @@ import { startAuth } from '../../gateway/auth/auth.js';
 import { authConfigSchema } from '../../gateway/auth/config.js';
 import { CookieJar } from '../../gateway/auth/cookies.js';
 import { type ClaimMapping, principalFromClaims } from '../../gateway/auth/principal.js';
+import { newApiToken } from '../../gateway/auth/tokens.js';
 import { generateDemoUsers } from '../../gateway/auth/users.js';
 import { hashPassword } from '../../gateway/broker/credentials.js';
+import { parseGatewayConfig } from '../../gateway/config.js';
 import type { Indexer } from '../../gateway/indexer/indexer.js';
 import { ParkDirectory } from '../../gateway/park.js';
 import {
@@ -36,6 +39,9 @@ import { until } from '../support/until.js';
 type Json = Record<string, unknown> & { items?: Record<string, unknown>[] };
 
 const SESSION_HOURS = 8;
+/** API tokens of machine clients: a report with the operator's view, a plant's Node-RED, one for an hour. */
+const TOKENS = { report: newApiToken(), buyer: newApiToken(), hour: newApiToken() };
+const HOUR_ENDS = new Date(Date.now() + 3_600_000);
 /** Solidity's Role.Buyer: the prosumer buys from the main provider. */
 const BUYS = 1;
 
@@ -93,6 +99,11 @@ beforeAll(async () => {
       },
     },
     session_hours: SESSION_HOURS,
+    tokens: {
+      'park-report': { role: 'operator', hash: TOKENS.report.hash },
+      'node-red-buyer': { plant: 'buyer-plant', hash: TOKENS.buyer.hash },
+      'one-hour': { role: 'operator', hash: TOKENS.hour.hash, expires: HOUR_ENDS.toISOString() },
+    },
   });
   const auth = await startAuth({
     config,
@@ -168,8 +179,12 @@ async function get(
   return { status: response.status, body: (await response.json()) as Json };
 }
 
-const ids = async (browser: Browser, path: string) =>
-  (await get(browser, path)).body.items?.map((item) => item.id ?? item.agreementId ?? item.address);
+const ids = async (browser: Browser, path: string, init?: RequestInit) =>
+  (await get(browser, path, init)).body.items?.map(
+    (item) => item.id ?? item.agreementId ?? item.address,
+  );
+
+const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
 
 describe('signing in with the embedded provider', () => {
   it('takes a plant user through the code flow with PKCE to an opaque session cookie', async () => {
@@ -573,6 +588,224 @@ describe('refusals', () => {
     const again = await browser.follow(`${base}/auth/login`);
     expect(again.last.url.pathname).toMatch(/^\/oidc\/interaction\//);
     expect(await again.last.response.text()).toContain('<label for="password">');
+  });
+});
+
+describe('API tokens for machine clients', () => {
+  /** A client that holds no cookie: a script with its token. */
+  const script = () => new Browser();
+  const unknown = {
+    error: { code: 'UNAUTHORIZED', message: 'the API token is not known to this gateway' },
+  };
+
+  /** Paths whose answers differ between the operator and a plant. */
+  const VIEWS = [
+    '/api/agreements',
+    '/api/deliveries',
+    '/api/settlements',
+    '/api/prosumers',
+    '/api/blocks?limit=500',
+  ];
+
+  it("gives a token the view of a session with its role: the operator's, or its plant's", async () => {
+    const [operator, buyer] = [await signIn('operator'), await signIn('buyer-plant')];
+    for (const path of VIEWS) {
+      const report = await get(script(), path, bearer(TOKENS.report.token));
+      const own = await get(script(), path, bearer(TOKENS.buyer.token));
+      expect({ path, ...report }).toEqual({ path, ...(await get(operator, path)) });
+      expect({ path, ...own }).toEqual({ path, ...(await get(buyer, path)) });
+    }
+    expect(await ids(script(), '/api/agreements', bearer(TOKENS.report.token))).toContain(
+      providerTradeId,
+    );
+    expect(await ids(script(), '/api/agreements', bearer(TOKENS.buyer.token))).not.toContain(
+      providerTradeId,
+    );
+  });
+
+  it("answers another plant's agreement 404 to a plant's token, as to its session", async () => {
+    const buyer = bearer(TOKENS.buyer.token);
+    expect(await get(script(), `/api/agreements/${providerTradeId}`, buyer)).toEqual({
+      status: 404,
+      body: {
+        error: { code: 'NOT_FOUND', message: `agreement ${providerTradeId} has not been indexed` },
+      },
+    });
+    expect((await get(script(), `/api/tx/${providerTradeTx}`, buyer)).status).toBe(404);
+    expect((await get(script(), `/api/agreements/${idOf(peer)}`, buyer)).status).toBe(200);
+    const report = bearer(TOKENS.report.token);
+    expect((await get(script(), `/api/agreements/${providerTradeId}`, report)).status).toBe(200);
+  });
+
+  it('says at /auth/me whose token it is, and that it does not expire', async () => {
+    expect((await get(script(), '/auth/me', bearer(TOKENS.report.token))).body).toEqual({
+      who: 'park-report',
+      role: 'operator',
+      plant: null,
+      address: null,
+      expiresAt: null,
+    });
+    expect((await get(script(), '/auth/me', bearer(TOKENS.buyer.token))).body).toEqual({
+      who: 'node-red-buyer',
+      role: 'plant',
+      plant: 'buyer-plant',
+      address: park.buyer.address,
+      expiresAt: null,
+    });
+  });
+
+  it('refuses an unknown token and a malformed header with 401, on every route', async () => {
+    const forged = `eipt_${'A'.repeat(43)}`;
+    for (const path of ['/api/status', '/api/agreements', '/auth/me']) {
+      expect(await get(script(), path, bearer(forged))).toEqual({ status: 401, body: unknown });
+      // The hash, pasted where the token belongs, is no token either.
+      expect((await get(script(), path, bearer(TOKENS.report.hash))).status).toBe(401);
+    }
+    const malformed = {
+      error: {
+        code: 'UNAUTHORIZED',
+        message:
+          'the Authorization header must be "Bearer <API token>" (eip-gateway token makes one)',
+      },
+    };
+    for (const authorization of [
+      `Basic ${Buffer.from(`park-report:${TOKENS.report.token}`).toString('base64')}`,
+      'Bearer',
+      `Bearer ${TOKENS.report.token} extra`,
+      TOKENS.report.token,
+      '',
+    ]) {
+      const answer = await get(script(), '/api/agreements', { headers: { authorization } });
+      expect({ authorization, ...answer }).toEqual({ authorization, status: 401, body: malformed });
+    }
+    // The scheme is case-insensitive (RFC 9110).
+    const lower = { headers: { authorization: `bearer ${TOKENS.report.token}` } };
+    expect((await get(script(), '/api/status', lower)).status).toBe(200);
+    const stream = await openEventStream(`${base}/api/events`, {
+      authorization: `Bearer ${forged}`,
+    });
+    expect(stream.response.statusCode).toBe(401);
+    stream.close();
+  });
+
+  it('lets the token decide when a request also carries a session cookie', async () => {
+    const operator = await signIn('operator');
+    const buyer = await signIn('buyer-plant');
+    expect(await ids(operator, '/api/agreements', bearer(TOKENS.buyer.token))).toEqual(
+      await ids(buyer, '/api/agreements'),
+    );
+    expect(await ids(operator, '/api/agreements', bearer(TOKENS.buyer.token))).not.toContain(
+      providerTradeId,
+    );
+    expect((await get(operator, '/auth/me', bearer(TOKENS.buyer.token))).body.who).toBe(
+      'node-red-buyer',
+    );
+    // A refused token does not fall back on the session.
+    expect(await get(operator, '/api/agreements', bearer(`eipt_${'B'.repeat(43)}`))).toEqual({
+      status: 401,
+      body: unknown,
+    });
+    expect((await get(operator, '/api/agreements')).status).toBe(200);
+  });
+
+  it("streams events to a token's holder within its view", async () => {
+    const stream = (token: string) =>
+      openEventStream(`${base}/api/events`, { authorization: `Bearer ${token}` });
+    const all = await stream(TOKENS.report.token);
+    const own = await stream(TOKENS.buyer.token);
+    try {
+      expect(own.response.statusCode).toBe(200);
+      const trade = await sellerBuysFromProvider();
+      const next = await agreementTerms(park);
+      await openAgreement(park, next);
+      const mentions = (events: { data: string }[], text: string) =>
+        events.some((e) => e.data.includes(text));
+      await until('the new agreement on both streams', () =>
+        [own, all].every((s) => mentions(s.events, idOf(next))),
+      );
+      expect(mentions(all.events, trade.id)).toBe(true);
+      expect(mentions(own.events, trade.id)).toBe(false);
+      expect(own.ended()).toBe(false);
+    } finally {
+      all.close();
+      own.close();
+    }
+  });
+
+  it('refuses a token from its expires on, and ends its open streams', async () => {
+    const hour = bearer(TOKENS.hour.token);
+    expect((await get(script(), '/auth/me', hour)).body).toMatchObject({
+      who: 'one-hour',
+      expiresAt: Math.floor(HOUR_ENDS.getTime() / 1000),
+    });
+    const stream = await openEventStream(`${base}/api/events`, hour.headers);
+    expect(stream.response.statusCode).toBe(200);
+    skewMs = 3_600_000 + 1000;
+    try {
+      expect(await get(script(), '/api/agreements', hour)).toEqual({
+        status: 401,
+        body: {
+          error: {
+            code: 'UNAUTHORIZED',
+            message: `the API token "one-hour" expired at ${HOUR_ENDS.toISOString()}: eip-gateway token makes a new one`,
+          },
+        },
+      });
+      // Ended at its next heartbeat, as a stream ends with its session.
+      await until('the stream to end', () => stream.ended());
+      expect((await get(script(), '/api/agreements', bearer(TOKENS.report.token))).status).toBe(
+        200,
+      );
+    } finally {
+      skewMs = 0;
+      stream.close();
+    }
+  });
+});
+
+describe('API tokens in the config', () => {
+  const hash = newApiToken().hash;
+  const configWith = (tokens: string) =>
+    parseGatewayConfig(
+      `broker: { credentials: credentials.yaml }\nplants: {}\nauth:\n  public_url: http://127.0.0.1:8080\n  provider: { issuer: http://127.0.0.1:8081/realm, client_id: dashboard }\n  tokens:\n${tokens}`,
+      'gateway.yaml',
+    );
+
+  it('refuses a hash that is not a SHA-256 from eip-gateway token, naming its path', () => {
+    expect(() =>
+      configWith(`    node-red: { role: operator, hash: "${TOKENS.report.token}" }\n`),
+    ).toThrow(
+      'gateway.yaml: auth.tokens.node-red.hash: must be "sha256:" and 64 lowercase hex digits, as `eip-gateway token` prints: the hash of the token, never the token',
+    );
+    expect(() => configWith(`    node-red: { role: admin, hash: "${hash}" }\n`)).toThrow(
+      'gateway.yaml: auth.tokens.node-red: must be { role: operator, hash } or { plant: <plant id>, hash }',
+    );
+    expect(() =>
+      configWith(`    node-red: { role: operator, hash: "${hash}", expires: soon }\n`),
+    ).toThrow('gateway.yaml: auth.tokens.node-red.expires: must be an ISO 8601 date');
+    const dated = configWith(
+      `    report: { role: operator, hash: "${hash}", expires: 2027-01-01 }\n`,
+    );
+    expect(dated.auth?.tokens.report?.expires).toBe(Date.UTC(2027, 0, 1));
+  });
+
+  it('refuses to start with a token of a plant not in the park, or one hash under two names', async () => {
+    const start = (tokens: Record<string, unknown>) =>
+      startAuth({
+        config: authConfigSchema.parse({
+          public_url: base,
+          provider: { issuer: `${base}/oidc`, client_id: 'dashboard' },
+          tokens,
+        }),
+        directory,
+        logger: silentLogger,
+      });
+    await expect(start({ 'node-red': { plant: 'moon-base', hash } })).rejects.toThrow(
+      'auth.tokens.node-red: plant "moon-base" is not in plants:',
+    );
+    await expect(
+      start({ a: { role: 'operator', hash }, b: { plant: 'buyer-plant', hash } }),
+    ).rejects.toThrow('auth.tokens.b: the same hash as auth.tokens.a');
   });
 });
 
