@@ -1,11 +1,11 @@
 /**
  * eip-gateway: the config node naming the park's gateway, its MQTT broker (with the user and
- * password, kept as Node-RED credentials, never in the exported flow) and its HTTP API. The nodes
- * that use it share its one MQTT connection.
+ * password) and its HTTP API (with an API token), the three kept as Node-RED credentials, never
+ * in the exported flow. The nodes that use it share its one MQTT connection.
  */
 import { z } from 'zod';
 import { EipError } from '../../core/errors.js';
-import { parseConfig, setUp } from './config.js';
+import { blank, parseConfig, setUp } from './config.js';
 import { Gateway } from './gateway.js';
 import { defineNode, type Node, type NodeAPI } from './red.js';
 
@@ -15,6 +15,20 @@ const settingsSchema = z.object({
     .trim()
     .regex(/^(mqtts?|wss?):\/\/[^\s/]+/, 'must be a URL such as mqtt://gateway:1883'),
   api: z.url({ protocol: /^https?$/, error: 'must be a URL such as http://gateway:8080' }),
+  // RFC 6750's b64token: what `eip-gateway token` prints. The hash or the config line pasted
+  // instead is a mistake worth naming here rather than a 401 at every request.
+  token: z
+    .union([
+      blank,
+      z
+        .string()
+        .trim()
+        .regex(
+          /^[\w.~+/-]+=*$/,
+          'must be the token eip-gateway token printed (eipt_...), not its hash nor the config entry',
+        ),
+    ])
+    .optional(),
 });
 
 /** The gateway of a config node, for the nodes that use it; `id` is their `gateway` property. */
@@ -34,18 +48,22 @@ export default defineNode(
   'eip-gateway',
   (_RED, node, def) => {
     // A config node has no dot of its own: the nodes using it say "invalid settings".
-    const settings = setUp(node, () => parseConfig(settingsSchema, def));
+    // The token is a credential, not a property, but parsed with them: a bad one names its field.
+    const settings = setUp(node, () =>
+      parseConfig(settingsSchema, { ...def, token: node.credentials?.token }),
+    );
     if (settings === undefined) return;
     const gateway = new Gateway({
       brokerUrl: settings.broker,
       apiUrl: settings.api,
       ...(node.credentials?.user && { username: node.credentials.user }),
       ...(node.credentials?.password && { password: node.credentials.password }),
+      ...(settings.token && { apiToken: settings.token }),
     });
     (node as Node & { gateway?: Gateway }).gateway = gateway;
     node.on('close', (_removed, done) => {
       gateway.close().then(done, done);
     });
   },
-  { user: { type: 'text' }, password: { type: 'password' } },
+  { user: { type: 'text' }, password: { type: 'password' }, token: { type: 'password' } },
 );

@@ -13,6 +13,7 @@ import { EipError } from '../../core/errors.js';
 import { address, bytes32, utility } from '../../core/messages/schemas.js';
 import { parseConfig, setUp } from './config.js';
 import { gatewayOf } from './eip-gateway.js';
+import type { Gateway } from './gateway.js';
 import { defineNode, type Node } from './red.js';
 import { openEventSource, type StreamEvent } from './sse.js';
 import { clock, failing, waiting, working } from './status.js';
@@ -73,7 +74,8 @@ function isEventName(name: string): name is EventName {
   return Object.hasOwn(EVENTS, name);
 }
 
-function marketEventsNode(node: Node, apiUrl: string, settings: z.output<typeof settingsSchema>) {
+function marketEventsNode(node: Node, gateway: Gateway, settings: z.output<typeof settingsSchema>) {
+  const { apiUrl } = gateway.settings;
   // A base with a trailing slash, so a gateway behind a path prefix keeps it.
   const base = new URL(apiUrl.endsWith('/') ? apiUrl : `${apiUrl}/`);
   const catchUp = settings.catchUp && settings.agreement;
@@ -83,11 +85,17 @@ function marketEventsNode(node: Node, apiUrl: string, settings: z.output<typeof 
   const fetchAgreements = async () => {
     const url = new URL(`api/agreements?limit=${CATCH_UP_LIMIT}`, base);
     try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+      const response = await fetch(url, {
+        headers: gateway.apiHeaders(),
+        signal: AbortSignal.timeout(10_000),
+      });
       if (!response.ok) {
-        throw new EipError('IO_ERROR', `${url.href}: answered HTTP ${response.status}`, {
-          retryable: true,
-        });
+        throw (
+          gateway.apiRefusal(response.status, url) ??
+          new EipError('IO_ERROR', `${url.href}: answered HTTP ${response.status}`, {
+            retryable: true,
+          })
+        );
       }
       // Newest first from the API; oldest first here, so that a flow keeping the latest wins.
       const { items } = checked(agreementPage, await response.text(), url.href);
@@ -126,8 +134,9 @@ function marketEventsNode(node: Node, apiUrl: string, settings: z.output<typeof 
     for (const event of waited) deliver(event);
   };
 
+  const events = new URL('api/events', base);
   const stream = openEventSource(
-    new URL('api/events', base),
+    events,
     {
       open() {
         reported = false;
@@ -146,7 +155,12 @@ function marketEventsNode(node: Node, apiUrl: string, settings: z.output<typeof 
         }
       },
     },
-    { retryMs: 2000, idleMs: 45_000 },
+    {
+      retryMs: 2000,
+      idleMs: 45_000,
+      headers: gateway.apiHeaders(),
+      refusal: (status) => gateway.apiRefusal(status, events),
+    },
   );
   node.status(waiting('connecting'));
   node.on('close', (_removed, done) => {
@@ -160,5 +174,5 @@ export default defineNode('eip-market-events', (RED, node, def) => {
     events: parseConfig(settingsSchema, def),
     gateway: gatewayOf(RED, def.gateway),
   }));
-  if (settings) marketEventsNode(node, settings.gateway.settings.apiUrl, settings.events);
+  if (settings) marketEventsNode(node, settings.gateway, settings.events);
 });

@@ -1,7 +1,8 @@
 /**
  * The connection to the park's gateway that an eip-gateway config node holds for the nodes using
  * it: one MQTT client for all their subscriptions (opened with the first, so a gateway node that
- * nothing uses connects to nothing), and the URL of the gateway's HTTP API.
+ * nothing uses connects to nothing), and the URL of the gateway's HTTP API with the API token its
+ * requests carry.
  */
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -29,6 +30,8 @@ export interface GatewaySettings {
   readonly apiUrl: string;
   readonly username?: string;
   readonly password?: string;
+  /** The gateway's API token (eip-gateway token), for a gateway whose API needs sign-in. */
+  readonly apiToken?: string;
 }
 
 /** MQTT 3.1.1 CONNACK codes (and their MQTT 5 equivalents) that mean "these credentials". */
@@ -43,6 +46,28 @@ export class Gateway {
   private readonly subscribers = new Map<Subscriber, string>();
 
   constructor(readonly settings: GatewaySettings) {}
+
+  /** What every request to the gateway's HTTP API carries: the API token, when there is one. */
+  apiHeaders(): Readonly<Record<string, string>> {
+    const { apiToken } = this.settings;
+    return apiToken === undefined ? {} : { authorization: `Bearer ${apiToken}` };
+  }
+
+  /**
+   * What an API answer of HTTP `status` means for a flow, when the number alone does not say:
+   * a 401 is the gateway node's API token, missing or not (or no longer) known to the gateway.
+   */
+  apiRefusal(status: number, url: URL): EipError | undefined {
+    if (status !== 401) return undefined;
+    const why =
+      this.settings.apiToken === undefined
+        ? 'the API requires one'
+        : 'the gateway refused this one (unknown or expired)';
+    return new EipError(
+      'UNAUTHORIZED',
+      `set the gateway node's API token: ${why}; eip-gateway token makes one (${url.href} answered HTTP 401)`,
+    );
+  }
 
   /** Delivers the messages of `filter` (MQTT wildcards allowed) until the returned call. */
   subscribe(filter: string, subscriber: Subscriber): () => void {

@@ -31,6 +31,10 @@ export interface EventSourceOptions {
    * comment every 15 s, and a peer that vanished (power cut, cable) never closes the socket.
    */
   readonly idleMs: number;
+  /** Sent with every request, such as the gateway's Authorization. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The error an answer of HTTP `status` stands for, when there is more to say than its number. */
+  readonly refusal: (status: number) => EipError | undefined;
 }
 
 /** Splits the stream into events, per the WHATWG parsing rules (any of CR, LF, CRLF ends a line). */
@@ -106,6 +110,7 @@ export function openEventSource(
     const get = url.protocol === 'https:' ? https.get : http.get;
     request = get(url, {
       headers: {
+        ...options.headers,
         accept: 'text/event-stream',
         'cache-control': 'no-store',
         ...(lastId !== '' && { 'last-event-id': lastId }),
@@ -117,9 +122,10 @@ export function openEventSource(
     request.on('error', (error) => drop(failure(url, error.message, error)));
     request.on('response', (response) => {
       const type = response.headers['content-type'] ?? '';
-      if (response.statusCode !== 200 || !type.startsWith('text/event-stream')) {
+      const status = response.statusCode ?? 0;
+      if (status !== 200 || !type.startsWith('text/event-stream')) {
         response.resume();
-        drop(failure(url, `answered HTTP ${response.statusCode} ${type}`.trim()));
+        drop(options.refusal(status) ?? failure(url, `answered HTTP ${status} ${type}`.trim()));
         return;
       }
       listener.open();
