@@ -1,22 +1,33 @@
 /**
  * Each node of the built palette in a real Node-RED runtime (node-red-node-test-helper), against
- * real peers on loopback: the Modbus TCP meter simulator, an aedes broker, and a stand-in for the
- * gateway API's event stream. Errors are read through Catch nodes, as a flow sees them; status
- * dots from the runtime's node-status events, which also carry those set while a node starts.
+ * real peers on loopback: the Modbus TCP meter simulator, an aedes broker, a stand-in for the
+ * gateway API's event stream, and the gateway's own API with sign-in over an indexed anvil park.
+ * Errors are read through Catch nodes, as a flow sees them; status dots from the runtime's
+ * node-status events, which also carry those set while a node starts.
  */
 import { createRequire } from 'node:module';
 import RED from 'node-red';
 import helper, { type FlowNode } from 'node-red-node-test-helper';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../core/logger.js';
+import { structHash } from '../../core/messages/eip712.js';
 import { deliveryConfirmation } from '../../core/messages/schemas.js';
 import { createPublisher } from '../../core/messages/topics.js';
 import { quantities } from '../../core/meters/profile.js';
 import { psi, sigma } from '../../core/negotiation/strategy.js';
 import { loadProfile } from '../../edge/meters/profiles.js';
+import { type ApiServer, startApiServer } from '../../gateway/api/server.js';
+import { startAuth } from '../../gateway/auth/auth.js';
+import { authConfigSchema } from '../../gateway/auth/config.js';
+import { newApiToken } from '../../gateway/auth/tokens.js';
+import type { Indexer } from '../../gateway/indexer/indexer.js';
+import { ParkDirectory } from '../../gateway/park.js';
 import { MeterModel } from '../../simulators/meters/meter-model.js';
 import { type MeterServer, startMeterServer } from '../../simulators/meters/meter-server.js';
+import { agreementTerms, openAgreement, type Park } from '../contracts/park.js';
 import { FIXTURES } from '../core/messages/fixtures.js';
 import { startBroker, type TestBroker } from '../support/broker.js';
+import { startIndexedPark } from '../support/indexed-park.js';
 import { freePort } from '../support/processes.js';
 import { openPtyPair, RUN_PTY_SUITES } from '../support/pty-pair.js';
 import { until } from '../support/until.js';
@@ -478,5 +489,107 @@ describe('eip-market-events', () => {
     await new Promise((resolve) => setTimeout(resolve, 2500));
     expect(caught).toHaveLength(1);
     expect(showed('events', 'red', /event stream/)).toBe(true);
+  });
+});
+
+describe('eip-market-events with a gateway that requires sign-in', () => {
+  const TOKEN = newApiToken();
+  let park: Park;
+  let indexer: Indexer;
+  let api: ApiServer;
+
+  beforeAll(async () => {
+    ({ park, indexer } = await startIndexedPark());
+    const directory = new ParkDirectory({
+      'seller-plant': { address: park.seller.address, meters: {} },
+      'buyer-plant': { address: park.buyer.address, meters: {} },
+    });
+    const port = await freePort();
+    const auth = await startAuth({
+      config: authConfigSchema.parse({
+        public_url: `http://127.0.0.1:${port}`,
+        // Configured, as sign-in needs a provider, and never reached: no browser signs in here.
+        provider: { issuer: `http://127.0.0.1:${port}/no-provider`, client_id: 'dashboard' },
+        tokens: { 'node-red-buyer': { plant: 'buyer-plant', hash: TOKEN.hash } },
+      }),
+      directory,
+      logger: silentLogger,
+    });
+    api = await startApiServer({
+      indexer,
+      auth,
+      listen: { host: '127.0.0.1', port },
+      logger: silentLogger,
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await api?.close();
+    await indexer?.stop();
+    await park?.close();
+  });
+
+  const load = (credentials: Record<string, string>) =>
+    helper.load(
+      [modules['eip-gateway'], modules['eip-market-events']],
+      around(
+        {
+          id: 'events',
+          type: 'eip-market-events',
+          gateway: 'gateway',
+          agreement: true,
+          delivery: true,
+          settlement: true,
+          block: false,
+          catchUp: true,
+        },
+        { id: 'gateway', type: 'eip-gateway', broker: 'mqtt://127.0.0.1:9', api: api.url },
+      ),
+      { gateway: credentials },
+    );
+
+  it("catches up and follows the stream with the gateway node's API token", async () => {
+    const before = await agreementTerms(park);
+    await openAgreement(park, before);
+    const head = await park.provider.getBlockNumber();
+    await until('the indexer at the head', () => indexer.status().indexedBlock >= head);
+    await load({ token: TOKEN.token });
+    const out = tap('out');
+    const caught = tap('caught');
+    const has = (terms: typeof before) =>
+      out.some((m) => (m.payload as { id: string }).id === structHash('Agreement', terms));
+    await until('the catch-up', () => has(before));
+    expect(out[0]?.eventId).toBeUndefined();
+
+    const after = await agreementTerms(park);
+    await openAgreement(park, after);
+    await until('the new agreement, live', () => has(after));
+    expect(out.at(-1)).toMatchObject({ topic: 'agreement', eventId: expect.any(String) });
+    expect(caught).toEqual([]);
+    expect(showed('events', 'green', /^connected$/)).toBe(true);
+  });
+
+  it('turns red and tells Catch nodes to set the API token, when it has none or a wrong one', async () => {
+    for (const [credentials, why] of [
+      [{}, 'the API requires one'],
+      [{ token: newApiToken().token }, 'the gateway refused this one (unknown or expired)'],
+    ] as const) {
+      statuses.length = 0;
+      await load(credentials);
+      const caught = tap('caught');
+      await until('the refusal for Catch', () => caught.length === 1);
+      expect(caught[0]?.error).toMatchObject({
+        code: 'UNAUTHORIZED',
+        message: expect.stringContaining(
+          `set the gateway node's API token: ${why}; eip-gateway token makes one (${api.url}/api/events answered HTTP 401)`,
+        ),
+      });
+      expect(showed('events', 'red', /^set the gateway node's API token: /)).toBe(true);
+      await helper.unload();
+    }
+  });
+
+  it('refuses a hash pasted where the token belongs, before any request', async () => {
+    await load({ token: TOKEN.hash });
+    expect(showed('events', 'red', /the eip-gateway node has invalid settings/)).toBe(true);
   });
 });
