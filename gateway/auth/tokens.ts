@@ -24,7 +24,7 @@ import type { ParkDirectory } from '../park.js';
 import { type Caller, configuredPrincipal, type Principal } from './principal.js';
 
 /** Marks our tokens, so that secret scanners and people recognise one pasted where it should not be. */
-export const TOKEN_PREFIX = 'eipt_';
+const TOKEN_PREFIX = 'eipt_';
 const HASH_PREFIX = 'sha256:';
 
 const tokenHash = z
@@ -48,17 +48,17 @@ export const tokenExpiry = z
   .transform((text) => Date.parse(text))
   .meta({ description: 'Refused from this instant on; a date alone: from 00:00 UTC that day' });
 
-const when = { hash: tokenHash, expires: tokenExpiry.optional() };
+const credential = { hash: tokenHash, expires: tokenExpiry.optional() };
 
 const apiToken = z.union(
   [
     z.strictObject({
       role: z.literal('operator').meta({ description: "The operator's view: everything" }),
-      ...when,
+      ...credential,
     }),
     z.strictObject({
       plant: id.meta({ description: "One plant's view: a plant id of plants:" }),
-      ...when,
+      ...credential,
     }),
   ],
   { error: 'must be { role: operator, hash } or { plant: <plant id>, hash }' },
