@@ -15,6 +15,7 @@ import { parseHostPort } from '../core/cli.js';
 import { EipError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { UtilityId } from '../core/utilities.js';
+import { parkNames } from './api/names.js';
 import { startApiServer } from './api/server.js';
 import { startAuth } from './auth/auth.js';
 import { type ParkBroker, startParkBroker } from './broker/broker.js';
@@ -302,6 +303,7 @@ async function startApi(
     const server = await startApiServer({
       indexer,
       auth,
+      nameOf: parkNames(directory, () => indexer.model.utilities()),
       dashboard: dashboardHandler(),
       ...(series && {
         forecast: (id: UtilityId) => forecastUtility(series, id, Date.now()),

@@ -23,6 +23,7 @@ import {
   agreementJson,
   blockJson,
   deliveryJson,
+  type NameOf,
   pageJson,
   settlementJson,
   statusJson,
@@ -30,10 +31,11 @@ import {
   utilityJson,
 } from './views.js';
 
-/** What the routes read: the model as the caller may see it, and the indexer's progress. */
+/** What the routes read: the model as the caller may see it, the indexer's progress, names. */
 export interface IndexerView {
   readonly model: ModelView;
   status(): IndexerStatus;
+  readonly nameOf: NameOf;
 }
 
 export type Reply =
@@ -89,13 +91,14 @@ export const ROUTES: readonly Route[] = [
         ...page,
       }),
     },
-    ({ query }, { model }) => ok(pageJson(model.agreements(query, query), agreementJson)),
+    ({ query }, { model, nameOf }) =>
+      ok(pageJson(model.agreements(query, query), (a) => agreementJson(a, nameOf))),
   ),
   route(
     '/api/agreements/:id',
     { params: z.strictObject({ id: hash }), query: NONE },
-    ({ params }, { model }) =>
-      found(model.agreement(params.id), agreementJson, `agreement ${params.id}`),
+    ({ params }, { model, nameOf }) =>
+      found(model.agreement(params.id), (a) => agreementJson(a, nameOf), `agreement ${params.id}`),
   ),
   route(
     '/api/deliveries',
@@ -108,16 +111,21 @@ export const ROUTES: readonly Route[] = [
       params: NONE,
       query: z.strictObject({ utility: utility.optional(), party: account.optional(), ...page }),
     },
-    ({ query }, { model }) => ok(pageJson(model.settlements(query, query), settlementJson)),
+    ({ query }, { model, nameOf }) =>
+      ok(pageJson(model.settlements(query, query), (s) => settlementJson(s, nameOf))),
   ),
-  route('/api/prosumers', { params: NONE, query: NONE }, (_, { model }) =>
-    ok({ items: model.accounts().map(accountJson) }),
+  route('/api/prosumers', { params: NONE, query: NONE }, (_, { model, nameOf }) =>
+    ok({ items: model.accounts().map((a) => accountJson(a, nameOf)) }),
   ),
   route(
     '/api/prosumers/:address',
     { params: z.strictObject({ address: account }), query: NONE },
-    ({ params }, { model }) =>
-      found(model.account(params.address), accountJson, `account ${params.address}`),
+    ({ params }, { model, nameOf }) =>
+      found(
+        model.account(params.address),
+        (a) => accountJson(a, nameOf),
+        `account ${params.address}`,
+      ),
   ),
   route('/api/utilities', { params: NONE, query: NONE }, (_, { model }) =>
     ok({ items: model.utilities().map(utilityJson) }),

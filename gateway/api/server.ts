@@ -25,6 +25,7 @@ import { NONE, parseParameters, utility } from './params.js';
 import { matchPath, ROUTES } from './routes.js';
 import { scopeOf } from './scope.js';
 import { EventStream, type IndexerFeed } from './stream.js';
+import type { NameOf } from './views.js';
 
 export interface ApiServerOptions {
   /** An `Indexer`. */
@@ -47,6 +48,8 @@ export interface ApiServerOptions {
    * and then `/api/forecast` answers 503 saying so.
    */
   readonly forecast?: (utility: UtilityId) => Promise<UtilityForecast>;
+  /** Names of the park's accounts in agreements, settlements and accounts; none if omitted. */
+  readonly nameOf?: NameOf;
   /** The dashboard's pages, served on the same origin (gateway/dashboard/serve.ts). */
   readonly dashboard?: (request: IncomingMessage, response: ServerResponse) => boolean;
 }
@@ -77,8 +80,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   // `auth` is required by type; a caller run unchecked (a test runner's transpiler) that leaves
   // it out gets the open API, warned below, rather than a crash at the first request.
   const auth = options.auth ?? null;
+  const nameOf = options.nameOf ?? (() => null);
   const stream = new EventStream({
     feed: indexer,
+    nameOf,
     logger,
     heartbeatMs: options.heartbeatMs ?? 15_000,
     replayEvents: options.replayEvents ?? 1000,
@@ -119,6 +124,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const reply = match.route.handle(match.params, query, {
       model: scope.model,
       status: () => indexer.status(),
+      nameOf,
     });
     if (reply.status === 404) {
       sendError(response, 404, { code: 'NOT_FOUND', message: reply.message });

@@ -19,7 +19,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../core/logger.js';
 import type { IndexerEvents } from '../indexer/indexer.js';
 import type { Change, Scope } from './scope.js';
-import { agreementJson, blockJson, deliveryJson, settlementJson } from './views.js';
+import { agreementJson, blockJson, deliveryJson, type NameOf, settlementJson } from './views.js';
 
 /** The indexer's change events, as the stream listens to them (an `Indexer` is one). */
 export interface IndexerFeed {
@@ -38,6 +38,7 @@ export interface EventStreamOptions {
   readonly logger: Logger;
   readonly heartbeatMs: number;
   readonly replayEvents: number;
+  readonly nameOf: NameOf;
 }
 
 const MAX_BUFFERED = 1 << 20;
@@ -54,14 +55,14 @@ interface Kept {
   readonly change: Change;
 }
 
-function dataOf(change: Change): unknown {
+function dataOf(change: Change, nameOf: NameOf): unknown {
   switch (change.event) {
     case 'agreement':
-      return agreementJson(change.record);
+      return agreementJson(change.record, nameOf);
     case 'delivery':
       return deliveryJson(change.record);
     case 'settlement':
-      return settlementJson(change.record);
+      return settlementJson(change.record, nameOf);
     case 'block':
       return blockJson(change.record);
   }
@@ -151,7 +152,7 @@ export class EventStream {
   }
 
   private frame({ seq, change }: Kept): string {
-    const data = JSON.stringify(dataOf(change));
+    const data = JSON.stringify(dataOf(change, this.options.nameOf));
     return `id: ${this.epoch}-${seq}\nevent: ${change.event}\ndata: ${data}\n\n`;
   }
 

@@ -13,10 +13,18 @@ import {
   type DeliveryRecord,
   payable,
   type SettlementRecord,
+  type Tariffs,
   type TxRecord,
   type UtilityRecord,
 } from '../indexer/model.js';
 import type { Cursor, Page } from '../indexer/page.js';
+
+/**
+ * The name the park gives an account: the id of the plant that trades with it (the park
+ * directory's, as its staff and its MQTT topics know it), `provider` for the main provider, or
+ * null for an account the park does not name. The chain knows addresses only.
+ */
+export type NameOf = (address: string) => string | null;
 
 const decimal = (value: bigint): string => value.toString();
 const optionalDecimal = (value: bigint | null): string | null =>
@@ -37,12 +45,19 @@ export function deliveryJson(d: DeliveryRecord) {
   };
 }
 
-export function settlementJson(s: SettlementRecord) {
+const tariffsJson = (t: Tariffs) => ({
+  providerSellsAt: decimal(t.providerSellsAt),
+  providerBuysAt: decimal(t.providerBuysAt),
+});
+
+export function settlementJson(s: SettlementRecord, nameOf: NameOf) {
   return {
     agreementId: s.agreementId,
     utility: s.utility,
     seller: s.seller,
+    sellerName: nameOf(s.seller),
     buyer: s.buyer,
+    buyerName: nameOf(s.buyer),
     quantity: decimal(s.quantity),
     escrow: decimal(s.escrow),
     delivered: decimal(s.delivered),
@@ -52,7 +67,7 @@ export function settlementJson(s: SettlementRecord) {
   };
 }
 
-export function agreementJson(a: AgreementRecord) {
+export function agreementJson(a: AgreementRecord, nameOf: NameOf) {
   const { terms } = a;
   return {
     id: a.id,
@@ -62,10 +77,13 @@ export function agreementJson(a: AgreementRecord) {
     kind: a.providerTrade === null ? 'peer' : 'provider',
     state: a.settlement === null ? 'active' : 'settled',
     seller: terms.seller,
+    sellerName: nameOf(terms.seller),
     buyer: terms.buyer,
+    buyerName: nameOf(terms.buyer),
     quantity: decimal(terms.quantity),
     unitPrice: decimal(terms.unitPrice),
     escrow: decimal(a.escrow),
+    tariffs: tariffsJson(a.tariffs),
     deliveryStart: terms.deliveryStart,
     deliveryEnd: terms.deliveryEnd,
     negotiationId: terms.negotiationId,
@@ -79,7 +97,7 @@ export function agreementJson(a: AgreementRecord) {
     },
     reports: a.reports,
     lastReport: a.lastReport === null ? null : deliveryJson(a.lastReport),
-    settlement: a.settlement === null ? null : settlementJson(a.settlement),
+    settlement: a.settlement === null ? null : settlementJson(a.settlement, nameOf),
   };
 }
 
@@ -91,9 +109,10 @@ export function txJson(t: TxRecord) {
   return { ...t, events: [...t.events] };
 }
 
-export function accountJson(a: AccountRecord) {
+export function accountJson(a: AccountRecord, nameOf: NameOf) {
   return {
     address: a.address,
+    name: nameOf(a.address),
     balance: decimal(a.balance),
     prosumerOf: UTILITY_IDS.filter((id) => a.prosumerOf.has(id)),
     providerOf: UTILITY_IDS.filter((id) => a.providerOf.has(id)),
@@ -124,10 +143,11 @@ export function utilityJson(u: UtilityRecord) {
     unit: u.unit,
     market: u.market,
     provider: u.provider,
-    tariffs: {
-      providerSellsAt: decimal(u.providerSellsAt),
-      providerBuysAt: decimal(u.providerBuysAt),
-    },
+    tariffs: tariffsJson(u.tariffs),
+    tariffHistory: u.tariffHistory.map((period) => ({
+      ...tariffsJson(period),
+      since: period.since,
+    })),
     gracePeriod: u.gracePeriod,
     agreements: { active: u.active, settled: u.settled },
     contracted: decimal(u.contracted),

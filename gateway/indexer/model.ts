@@ -60,6 +60,17 @@ export interface SettlementRecord {
   readonly at: EventPosition;
 }
 
+/** The main provider's prices, token base units per milli-unit. */
+export interface Tariffs {
+  readonly providerSellsAt: bigint;
+  readonly providerBuysAt: bigint;
+}
+
+/** Tariffs and the event that set them; null for those the manifest gave (set at deployment). */
+export interface TariffPeriod extends Tariffs {
+  readonly since: EventPosition | null;
+}
+
 export interface AgreementRecord {
   readonly id: string;
   readonly utility: UtilityId;
@@ -69,6 +80,8 @@ export interface AgreementRecord {
   /** quantity * unitPrice, taken from the buyer when it opened. */
   readonly escrow: bigint;
   readonly opened: EventPosition;
+  /** The tariffs in force when it opened: what the parties would have got from the provider. */
+  readonly tariffs: Tariffs;
   /** Set for a trade with the main provider at its tariff; null for a peer agreement. */
   readonly providerTrade: { readonly prosumer: string; readonly prosumerRole: Role } | null;
   /** Each side's latest cumulative figure, null until its meter reported. */
@@ -126,9 +139,10 @@ export interface UtilityRecord {
   readonly unit: string;
   readonly market: string;
   readonly provider: string;
-  /** Current tariffs, token base units per milli-unit. */
-  readonly providerSellsAt: bigint;
-  readonly providerBuysAt: bigint;
+  /** Current tariffs. */
+  readonly tariffs: Tariffs;
+  /** Every change of the tariffs, oldest first; the last is `tariffs`. */
+  readonly tariffHistory: readonly TariffPeriod[];
   readonly gracePeriod: number;
   readonly active: number;
   readonly settled: number;
@@ -229,8 +243,17 @@ export class ReadModel {
           unit: market.unit,
           market: getAddress(market.address),
           provider: getAddress(market.provider),
-          providerSellsAt: market.providerSellsAt,
-          providerBuysAt: market.providerBuysAt,
+          tariffs: {
+            providerSellsAt: market.providerSellsAt,
+            providerBuysAt: market.providerBuysAt,
+          },
+          tariffHistory: [
+            {
+              providerSellsAt: market.providerSellsAt,
+              providerBuysAt: market.providerBuysAt,
+              since: null,
+            },
+          ],
           gracePeriod: market.gracePeriod,
           active: 0,
           settled: 0,
@@ -360,8 +383,11 @@ export class ReadModel {
       }
       case 'tariffs': {
         const record = this.utilitiesById[utility];
-        record.providerSellsAt = fact.sellsAt;
-        record.providerBuysAt = fact.buysAt;
+        const { providerSellsAt, providerBuysAt } = record.tariffs;
+        // The constructor's event repeats the manifest's tariffs: no change, no new period.
+        if (fact.sellsAt === providerSellsAt && fact.buysAt === providerBuysAt) return null;
+        record.tariffs = { providerSellsAt: fact.sellsAt, providerBuysAt: fact.buysAt };
+        record.tariffHistory = [...record.tariffHistory, { ...record.tariffs, since: at }];
         return null;
       }
     }
@@ -382,6 +408,7 @@ export class ReadModel {
       terms,
       escrow: terms.quantity * terms.unitPrice,
       opened: at,
+      tariffs: record.tariffs,
       providerTrade: null,
       delivered: { buyer: null, seller: null },
       reports: 0,

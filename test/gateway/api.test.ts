@@ -6,8 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/logger.js';
 import { type Agreement, structHash } from '../../core/messages/eip712.js';
+import { parkNames } from '../../gateway/api/names.js';
 import { type ApiServer, startApiServer } from '../../gateway/api/server.js';
 import type { Indexer } from '../../gateway/indexer/indexer.js';
+import { ParkDirectory } from '../../gateway/park.js';
 import {
   agreementTerms,
   openAgreement,
@@ -64,6 +66,13 @@ beforeAll(async () => {
   api = await startApiServer({
     indexer,
     auth: null,
+    nameOf: parkNames(
+      new ParkDirectory({
+        digester: { address: park.seller.address, meters: {} },
+        brewery: { address: park.buyer.address, meters: {} },
+      }),
+      () => indexer.model.utilities(),
+    ),
     listen: { host: '127.0.0.1', port: 0 },
     logger: silentLogger,
     heartbeatMs: 100,
@@ -113,6 +122,14 @@ describe('JSON routes', () => {
       quantity: QUANTITY.toString(),
       unitPrice: PRICE.toString(),
       escrow: (QUANTITY * PRICE).toString(),
+      seller: park.seller.address,
+      sellerName: 'digester',
+      buyer: park.buyer.address,
+      buyerName: 'brewery',
+      tariffs: {
+        providerSellsAt: park.manifest.markets.biogas.providerSellsAt.toString(),
+        providerBuysAt: park.manifest.markets.biogas.providerBuysAt.toString(),
+      },
       delivered: { buyer: null, seller: '25000', payable: '25000' },
       lastReport: { side: 'seller', delivered: '25000', quantity: QUANTITY.toString() },
       settlement: null,
@@ -178,6 +195,7 @@ describe('JSON routes', () => {
     const list = await get('/api/prosumers');
     const seller = list.body.items?.find((p) => p.address === park.seller.address);
     expect(seller).toMatchObject({
+      name: 'digester',
       balance: (await park.token.balanceOf(park.seller.address)).toString(),
       prosumerOf: ['biogas'],
       providerOf: [],
@@ -199,6 +217,12 @@ describe('JSON routes', () => {
       meters: [{ utility: 'biogas', meter: park.buyerMeter.address }],
     });
     expect((await get(`/api/prosumers/0x${'12'.repeat(20)}`)).status).toBe(404);
+    // The main provider by its role; an account the park does not name, by none.
+    const named = (address: string) => list.body.items?.find((p) => p.address === address)?.name;
+    expect(named(park.utilityProvider.address)).toBe('provider');
+    const nameOf = parkNames(new ParkDirectory({}), () => indexer.model.utilities());
+    expect(nameOf(park.seller.address)).toBeNull();
+    expect(nameOf(park.utilityProvider.address.toLowerCase())).toBe('provider');
   });
 
   it('GET /api/utilities: park-wide volumes and the tariffs', async () => {
@@ -214,6 +238,13 @@ describe('JSON routes', () => {
         providerSellsAt: biogas.providerSellsAt.toString(),
         providerBuysAt: biogas.providerBuysAt.toString(),
       },
+      tariffHistory: [
+        {
+          providerSellsAt: biogas.providerSellsAt.toString(),
+          providerBuysAt: biogas.providerBuysAt.toString(),
+          since: null,
+        },
+      ],
       agreements: { active: 1, settled: 1 },
       contracted: (2n * QUANTITY).toString(),
       delivered: QUANTITY.toString(),

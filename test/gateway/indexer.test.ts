@@ -70,18 +70,20 @@ async function reachHead(...indexers: Indexer[]): Promise<void> {
   );
 }
 
+const unnamed = () => null;
+
 /** Everything the model answers, as the API's JSON. */
 function snapshot(model: ReadModel) {
   const blocks = model.blocks(ALL).items;
   return {
-    agreements: model.agreements({}, ALL).items.map(agreementJson),
+    agreements: model.agreements({}, ALL).items.map((a) => agreementJson(a, unnamed)),
     deliveries: model.deliveries({}, ALL).items.map(deliveryJson),
-    settlements: model.settlements({}, ALL).items.map(settlementJson),
+    settlements: model.settlements({}, ALL).items.map((s) => settlementJson(s, unnamed)),
     blocks: blocks.map(blockJson),
     transactions: blocks.flatMap((b) =>
       b.transactions.map((hash) => txJson(model.transaction(hash) ?? fail(hash))),
     ),
-    accounts: model.accounts().map(accountJson),
+    accounts: model.accounts().map((a) => accountJson(a, unnamed)),
     utilities: model.utilities().map(utilityJson),
   };
 }
@@ -124,6 +126,10 @@ describe('Indexer', () => {
     settleTx = settling.hash;
     await settling.wait();
 
+    // Later agreements open under new tariffs: the earlier one keeps those it opened under.
+    const { providerSellsAt, providerBuysAt } = park.manifest.markets.biogas;
+    await send(market.setTariffs(providerSellsAt - 10n ** 15n, providerBuysAt + 10n ** 15n));
+
     partial = await agreementTerms(park);
     await openAgreement(park, partial);
     await reportDelivery(park, partial, sellerMeter, 60_000n, 1n);
@@ -138,7 +144,7 @@ describe('Indexer', () => {
     // on a busy machine can come a second after the one read here.
     const start = (await now(park.provider)) + 5n;
     const buying = market.connect(park.buyer);
-    const tariff = park.manifest.markets.biogas.providerSellsAt;
+    const tariff = await market.providerSellsAt();
     await send(buying.tradeWithProvider(1, 5_000n, start, start + 3600n, tariff));
     await reachHead(follower);
   }, 60_000);
@@ -166,6 +172,27 @@ describe('Indexer', () => {
     const { paidToSeller, refundedToBuyer } = refunded?.settlement ?? fail('settlement');
     expect(paidToSeller + refundedToBuyer).toBe(refunded?.escrow);
     expect(refunded?.escrow).toBe(QUANTITY * PRICE);
+  });
+
+  it('keeps the tariffs each agreement opened under, and every change of them', () => {
+    const { model } = follower;
+    const { providerSellsAt, providerBuysAt } = park.manifest.markets.biogas;
+    const changed = {
+      providerSellsAt: providerSellsAt - 10n ** 15n,
+      providerBuysAt: providerBuysAt + 10n ** 15n,
+    };
+    expect(model.agreement(idOf(full))?.tariffs).toEqual({ providerSellsAt, providerBuysAt });
+    expect(model.agreement(idOf(partial))?.tariffs).toEqual(changed);
+    const biogas = model.utilities().find((u) => u.utility === 'biogas');
+    expect(biogas?.tariffs).toEqual(changed);
+    // The constructor's TariffsChanged repeats the manifest's tariffs: no period of its own.
+    expect(biogas?.tariffHistory).toEqual([
+      { providerSellsAt, providerBuysAt, since: null },
+      { ...changed, since: expect.objectContaining({ block: expect.any(Number) }) },
+    ]);
+    const since = biogas?.tariffHistory[1]?.since ?? fail('since');
+    expect(since.block).toBeLessThan(model.agreement(idOf(partial))?.opened.block ?? 0);
+    expect(model.utilities().find((u) => u.utility === 'heat')?.tariffHistory).toHaveLength(1);
   });
 
   it('keeps open agreements with their latest report and marks provider trades', () => {
