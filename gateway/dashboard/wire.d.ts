@@ -27,11 +27,20 @@ export interface Delivery extends Position {
   readonly payable: string;
 }
 
+/** The main provider's prices, token base units per milli-unit. */
+export interface Tariffs {
+  readonly providerSellsAt: string;
+  readonly providerBuysAt: string;
+}
+
 export interface Settlement extends Position {
   readonly agreementId: string;
   readonly utility: string;
   readonly seller: string;
+  /** The park's name for the account (a plant id, "provider"), or null. */
+  readonly sellerName: string | null;
   readonly buyer: string;
+  readonly buyerName: string | null;
   readonly quantity: string;
   readonly escrow: string;
   readonly delivered: string;
@@ -49,10 +58,14 @@ export interface Agreement {
   /** 'active' or 'settled' (typed string by the API). */
   readonly state: string;
   readonly seller: string;
+  readonly sellerName: string | null;
   readonly buyer: string;
+  readonly buyerName: string | null;
   readonly quantity: string;
   readonly unitPrice: string;
   readonly escrow: string;
+  /** The provider's tariffs when it opened. */
+  readonly tariffs: Tariffs;
   readonly deliveryStart: number;
   readonly deliveryEnd: number;
   readonly negotiationId: string;
@@ -93,6 +106,7 @@ export interface Volume {
 
 export interface Account {
   readonly address: string;
+  readonly name: string | null;
   readonly balance: string;
   readonly prosumerOf: readonly string[];
   readonly providerOf: readonly string[];
@@ -104,7 +118,9 @@ export interface Utility {
   readonly name: string;
   readonly unit: string;
   readonly provider: string;
-  readonly tariffs: { readonly providerSellsAt: string; readonly providerBuysAt: string };
+  readonly tariffs: Tariffs;
+  /** Every change, oldest first; `since` null for the tariffs set at deployment. */
+  readonly tariffHistory: readonly (Tariffs & { readonly since: Position | null })[];
   readonly agreements: { readonly active: number; readonly settled: number };
   readonly contracted: string;
   readonly delivered: string;

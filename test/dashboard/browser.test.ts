@@ -15,10 +15,12 @@ import type { BrowserContextOptions, Page, Browser as PlaywrightBrowser } from '
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/logger.js';
 import { type Agreement, structHash } from '../../core/messages/eip712.js';
+import { parkNames } from '../../gateway/api/names.js';
 import { type ApiServer, startApiServer } from '../../gateway/api/server.js';
 import type { Session } from '../../gateway/dashboard/wire.js';
 import { forecastUtility } from '../../gateway/forecast/history.js';
 import type { Indexer } from '../../gateway/indexer/indexer.js';
+import { ParkDirectory } from '../../gateway/park.js';
 import {
   agreementTerms,
   openAgreement,
@@ -110,6 +112,14 @@ function startApi(): Promise<ApiServer> {
   return startApiServer({
     indexer,
     auth: null,
+    // The plants by the ids the park gives them, as eip-gateway run names them.
+    nameOf: parkNames(
+      new ParkDirectory({
+        'plant-a': { address: park.seller.address, meters: {} },
+        'plant-b': { address: park.buyer.address, meters: {} },
+      }),
+      () => indexer.model.utilities(),
+    ),
     listen: { host: '127.0.0.1', port: 0 },
     logger: silentLogger,
     forecast: (utility) => forecastUtility(influx, utility, NOW),
@@ -219,9 +229,9 @@ describe.runIf(RUN_BROWSER_SUITES)('the dashboard in Chromium', { timeout: 60_00
       expect(await page.locator('#session').textContent()).toContain(
         `Signed in as ana, plant-a (${short(park.seller.address)})`,
       );
-      // The plant's own address is marked as such on its agreements.
+      // Parties by their plant ids, the signed-in plant's own marked as such.
       expect(await page.locator('#view').textContent()).toContain(
-        `seller ${short(park.seller.address)} (you)`,
+        'seller plant-a (you) to buyer plant-b',
       );
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.locator('#session').getByRole('link', { name: 'Sign in' }).waitFor();

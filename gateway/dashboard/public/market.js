@@ -5,7 +5,6 @@
  * count.
  *
  * @typedef {import('../wire.js').Agreement} Agreement
- * @typedef {import('../wire.js').Utility} Utility
  * @typedef {{ saved: bigint, earned: bigint }} Gain
  */
 
@@ -14,17 +13,13 @@ export const peerOnly = (agreements) => agreements.filter((a) => a.kind === 'pee
 
 /**
  * What trading with a peer instead of the provider gave, per settled unit delivered: the buyer
- * saved what the provider charges above the agreed price, and the seller earned what it got above
- * what the provider pays. Against the tariffs as they stand (the API keeps no earlier ones): a
- * tariff changed since an agreement makes its figure an estimate. Token base units; negative when
- * a party did worse than the provider would have given.
+ * saved what the provider charged above the agreed price, and the seller earned what it got above
+ * what the provider paid, each at the tariffs in force when the agreement opened. Token base
+ * units; negative when a party did worse than the provider would have given.
  * @param {readonly Agreement[]} agreements
- * @param {Utility} utility
  * @returns {{ total: Gain, byParty: Map<string, Gain> }}
  */
-export function savings(agreements, utility) {
-  const sellsAt = BigInt(utility.tariffs.providerSellsAt);
-  const buysAt = BigInt(utility.tariffs.providerBuysAt);
+export function savings(agreements) {
   const total = { saved: 0n, earned: 0n };
   /** @type {Map<string, Gain>} */
   const byParty = new Map();
@@ -41,8 +36,8 @@ export function savings(agreements, utility) {
     if (a.settlement === null) continue;
     const delivered = BigInt(a.settlement.delivered);
     const unitPrice = BigInt(a.unitPrice);
-    const saved = delivered * (sellsAt - unitPrice);
-    const earned = delivered * (unitPrice - buysAt);
+    const saved = delivered * (BigInt(a.tariffs.providerSellsAt) - unitPrice);
+    const earned = delivered * (unitPrice - BigInt(a.tariffs.providerBuysAt));
     total.saved += saved;
     total.earned += earned;
     of(a.buyer).saved += saved;

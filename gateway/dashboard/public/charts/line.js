@@ -26,8 +26,42 @@ const SHAPES = ['circle', 'square', 'diamond'];
  * @property {readonly { x: number, y: number }[]} points in order of x
  * @property {boolean} joined whether a line joins the points
  *
- * @typedef {{ readonly value: number, readonly label: string }} Reference
+ * @typedef {object} Reference a dashed level across the chart
+ * @property {number} value its level now, which `label` names
+ * @property {string} label
+ * @property {readonly { from: number | null, value: number }[]} [steps] the levels it had over
+ *   time, oldest first, each from an x on (null: from the start); without them it is `value`
+ *   throughout
  */
+
+/**
+ * The corners of a stepped reference across [x.min, x.max], in px: the level in force at the
+ * left edge, then each change within the span; the last corner is at the right edge.
+ * @param {Reference} reference
+ * @param {{ min: number, max: number, at: (value: number) => number }} x
+ * @param {{ at: (value: number) => number }} y
+ * @param {{ left: number, right: number }} plot
+ * @returns {{ cx: number, cy: number }[]}
+ */
+function referenceCorners(reference, x, y, plot) {
+  const steps = reference.steps ?? [{ from: null, value: reference.value }];
+  const inForce = steps.filter((s) => s.from === null || s.from <= x.min).at(-1);
+  let cy = y.at(inForce?.value ?? steps[0]?.value ?? reference.value);
+  const corners = [{ cx: plot.left, cy }];
+  for (const step of steps) {
+    if (step.from === null || step.from <= x.min || step.from > x.max) continue;
+    const cx = x.at(step.from);
+    corners.push({ cx, cy });
+    cy = y.at(step.value);
+    corners.push({ cx, cy });
+  }
+  corners.push({ cx: plot.right, cy });
+  return corners;
+}
+
+/** @param {readonly { cx: number, cy: number }[]} corners */
+const polyline = (corners) =>
+  corners.map(({ cx, cy }) => `${cx.toFixed(1)},${cy.toFixed(1)}`).join(' ');
 
 /**
  * @param {number} i the series' index
@@ -72,7 +106,8 @@ export function lineChart({
   const { chart, plot } = chartFrame({ title, description, width, height: HEIGHT });
   const points = series.flatMap((s) => s.points);
   const xs = points.map((p) => p.x);
-  const ys = [0, ...points.map((p) => p.y), ...references.map((r) => r.value)];
+  const levels = references.flatMap((r) => [r.value, ...(r.steps ?? []).map((s) => s.value)]);
+  const ys = [0, ...points.map((p) => p.y), ...levels];
   const yTicks = roundTicks(Math.min(...ys), Math.max(...ys));
   const x = scale(Math.min(...xs), Math.max(...xs), plot.left, plot.right);
   const y = scale(yTicks[0] ?? 0, yTicks.at(-1) ?? 1, plot.bottom, plot.top);
@@ -81,12 +116,13 @@ export function lineChart({
   xAxis(chart, x, plot, evenTicks(x.min, x.max, xCount, xStep), xFormat);
   axisTitle(chart, yLabel);
   for (const reference of references) {
-    const at = y.at(reference.value);
+    const corners = referenceCorners(reference, x, y, plot);
+    const end = corners.at(-1)?.cy ?? 0;
     chart.append(
-      svg('line', { class: 'reference', x1: plot.left, x2: plot.right, y1: at, y2: at }),
+      svg('polyline', { class: 'reference', points: polyline(corners) }),
       svg(
         'text',
-        { class: 'note', x: plot.right - 4, y: at - 5, 'text-anchor': 'end' },
+        { class: 'note', x: plot.right - 4, y: end - 5, 'text-anchor': 'end' },
         reference.label,
       ),
     );
@@ -94,8 +130,9 @@ export function lineChart({
   series.forEach((s, i) => {
     const at = s.points.map((p) => ({ cx: x.at(p.x), cy: y.at(p.y) }));
     if (s.joined) {
-      const path = at.map(({ cx, cy }) => `${cx.toFixed(1)},${cy.toFixed(1)}`).join(' ');
-      chart.append(svg('polyline', { class: `series series-${i % SHAPES.length}`, points: path }));
+      chart.append(
+        svg('polyline', { class: `series series-${i % SHAPES.length}`, points: polyline(at) }),
+      );
     }
     for (const { cx, cy } of at) chart.append(marker(i, cx, cy));
   });

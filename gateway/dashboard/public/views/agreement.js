@@ -15,6 +15,14 @@ import { empty, section, txLink } from './view.js';
 /** More reports than this for one agreement are not expected: a meter reports a few times. */
 const REPORTS = 500;
 
+/**
+ * A party's name, if the park gives it one, and its full address.
+ * @param {string} address
+ * @param {string | null} name
+ */
+const who = (address, name) =>
+  name === null ? h('code', {}, address) : h('span', {}, `${name} `, h('code', {}, address));
+
 /** @type {View} */
 export const agreementView = {
   nav: 'schedule',
@@ -40,11 +48,15 @@ export const agreementView = {
               'Utility',
               `${a.utility}, traded with ${a.kind === 'peer' ? 'a peer' : 'the provider'}`,
             ],
-            ['Seller', h('code', {}, a.seller)],
-            ['Buyer', h('code', {}, a.buyer)],
+            ['Seller', who(a.seller, a.sellerName)],
+            ['Buyer', who(a.buyer, a.buyerName)],
             ['Quantity', quantity(a.quantity, a.unit)],
             ['Price', price(a.unitPrice, a.unit)],
             ['Escrow', tokens(a.escrow)],
+            [
+              "Provider's tariffs when it opened",
+              `sells at ${price(a.tariffs.providerSellsAt, a.unit)}, buys at ${price(a.tariffs.providerBuysAt, a.unit)}`,
+            ],
             ['Delivery window', `${time(a.deliveryStart)} to ${time(a.deliveryEnd)}`],
             ['Negotiation', h('code', {}, a.negotiationId)],
             ['Transcript hash', h('code', {}, a.transcriptHash)],

@@ -73,7 +73,7 @@ export function agreementCard(a, session, heading) {
     h(
       'p',
       {},
-      `${a.utility}${a.kind === 'provider' ? ' (with the provider)' : ''}: seller ${party(a.seller, session)} to buyer ${party(a.buyer, session)}`,
+      `${a.utility}${a.kind === 'provider' ? ' (with the provider)' : ''}: seller ${party(a.seller, a.sellerName, session)} to buyer ${party(a.buyer, a.buyerName, session)}`,
     ),
     h('p', {}, `Window ${time(a.deliveryStart)} to ${time(a.deliveryEnd)}`),
     h(

@@ -74,8 +74,8 @@ export const scheduleView = {
       const rows = items.map((a) => [
         agreementLink(a.id),
         a.utility,
-        party(a.seller, session),
-        party(a.buyer, session),
+        party(a.seller, a.sellerName, session),
+        party(a.buyer, a.buyerName, session),
         time(a.deliveryStart),
         time(a.deliveryEnd),
         quantity(a.quantity, a.unit),

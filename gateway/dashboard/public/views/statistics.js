@@ -31,10 +31,19 @@ function prices(u, agreements, width) {
       .filter((a) => a.kind === kind)
       .map((a) => ({ x: a.opened.timestamp, y: toNumber.price(a.unitPrice) }));
   const unit = `tokens/${u.unit}`;
+  /** @param {'providerSellsAt' | 'providerBuysAt'} side */
+  const tariff = (side) => ({
+    value: toNumber.price(u.tariffs[side]),
+    steps: u.tariffHistory.map((period) => ({
+      from: period.since === null ? null : period.since.timestamp,
+      value: toNumber.price(period[side]),
+    })),
+  });
+  const changed = u.tariffHistory.length > 1 ? ' as they stood over time' : '';
   return [
     lineChart({
       title: `${u.name}: agreed prices over time`,
-      description: `The unit price of each of ${agreements.length} agreements when it opened, in ${unit}, against the provider's tariffs: it sells at ${price(u.tariffs.providerSellsAt, u.unit)} and buys at ${price(u.tariffs.providerBuysAt, u.unit)}. The table below lists them.`,
+      description: `The unit price of each of ${agreements.length} agreements when it opened, in ${unit}, against the provider's tariffs${changed}: it now sells at ${price(u.tariffs.providerSellsAt, u.unit)} and buys at ${price(u.tariffs.providerBuysAt, u.unit)}. The table below lists them with the tariffs each opened under.`,
       width,
       yLabel: unit,
       xFormat: time,
@@ -45,11 +54,11 @@ function prices(u, agreements, width) {
       ],
       references: [
         {
-          value: toNumber.price(u.tariffs.providerSellsAt),
+          ...tariff('providerSellsAt'),
           label: `provider sells at ${price(u.tariffs.providerSellsAt, u.unit)}`,
         },
         {
-          value: toNumber.price(u.tariffs.providerBuysAt),
+          ...tariff('providerBuysAt'),
           label: `provider buys at ${price(u.tariffs.providerBuysAt, u.unit)}`,
         },
       ],
@@ -62,6 +71,8 @@ function prices(u, agreements, width) {
         'With',
         { label: 'Price', numeric: true },
         { label: 'Quantity', numeric: true },
+        { label: 'Provider sold at', numeric: true },
+        { label: 'Provider bought at', numeric: true },
       ],
       agreements.map((a) => [
         time(a.opened.timestamp),
@@ -69,6 +80,8 @@ function prices(u, agreements, width) {
         a.kind === 'peer' ? 'a peer' : 'the provider',
         price(a.unitPrice, a.unit),
         quantity(a.quantity, a.unit),
+        price(a.tariffs.providerSellsAt, a.unit),
+        price(a.tariffs.providerBuysAt, a.unit),
       ]),
     ),
   ];
@@ -83,7 +96,13 @@ function figures(u, agreements, session) {
   const peer = peerOnly(agreements);
   const average = weightedPrice(peer);
   const { delivered, contracted } = deliveredOfContracted(agreements);
-  const { total, byParty } = savings(agreements, u);
+  const { total, byParty } = savings(agreements);
+  const names = new Map(
+    agreements.flatMap((a) => [
+      [a.seller, a.sellerName],
+      [a.buyer, a.buyerName],
+    ]),
+  );
   return [
     facts([
       ['Peer agreements', `${peer.length} of ${agreements.length}`],
@@ -98,7 +117,7 @@ function figures(u, agreements, session) {
     h(
       'p',
       { class: 'muted' },
-      "Savings count what was delivered in settled peer agreements, against the provider's tariffs as they are now: the API keeps no record of earlier tariffs.",
+      "Savings count what was delivered in settled peer agreements, against the provider's tariffs in force when each agreement opened.",
     ),
     byParty.size > 0 &&
       table(
@@ -109,7 +128,7 @@ function figures(u, agreements, session) {
           { label: 'Earned above tariff as seller', numeric: true },
         ],
         [...byParty].map(([address, gain]) => [
-          party(address, session),
+          party(address, names.get(address) ?? null, session),
           tokens(gain.saved),
           tokens(gain.earned),
         ]),

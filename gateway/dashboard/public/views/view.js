@@ -42,13 +42,16 @@ export const agreementLink = (id) =>
   h('a', { href: `#/agreement/${id}` }, `Agreement ${short(id)}`);
 
 /**
- * An account, marked when it is the signed-in plant's own.
+ * An account by the name the park gives it (a plant's id, "provider"), or its address shortened
+ * where it has none; marked when it is the signed-in plant's own.
  * @param {string} address
+ * @param {string | null} name
  * @param {Session | null} session
  */
-export function party(address, session) {
+export function party(address, name, session) {
   const own = session?.role === 'plant' && session.address.toLowerCase() === address.toLowerCase();
-  return own ? `${short(address)} (you)` : short(address);
+  const shown = name ?? short(address);
+  return own ? `${shown} (you)` : shown;
 }
 
 /**

@@ -73,7 +73,7 @@ function perProsumer(u, accounts, width, session) {
     { label: 'Paid', numeric: true },
   ];
   const rows = traded.map(({ account, volume }) => [
-    party(account.address, session),
+    party(account.address, account.name, session),
     quantity(volume.sold.contracted, u.unit),
     quantity(volume.sold.delivered, u.unit),
     tokens(volume.sold.received),
@@ -91,7 +91,7 @@ function perProsumer(u, accounts, width, session) {
       format: (value) => number(value, 3),
       series: ['sold', 'bought'],
       categories: traded.map(({ account, volume }) => ({
-        label: short(account.address),
+        label: account.name ?? short(account.address),
         values: [toNumber.units(volume.sold.delivered), toNumber.units(volume.bought.delivered)],
       })),
     }),
@@ -112,7 +112,7 @@ function balances(accounts, session) {
       'Accounts: prosumers, providers, parties and token holders',
       ['Account', 'Prosumer of', 'Provider of', { label: 'Balance', numeric: true }],
       accounts.map((a) => [
-        party(a.address, session),
+        party(a.address, a.name, session),
         list(a.prosumerOf),
         list(a.providerOf),
         tokens(a.balance),
