@@ -258,7 +258,7 @@ describe.runIf(RUN_BROWSER_SUITES)('the dashboard in Chromium', { timeout: 60_00
       await card.getByText('Awaiting delivery').waitFor();
 
       await reportDelivery(park, terms, park.buyerMeter, 60_000n, 1n);
-      await card.getByText('60 m3 of 100 m3').waitFor();
+      await card.getByText('60 m3 of 100 m3', { exact: true }).waitFor();
       expect(await card.locator('progress').getAttribute('value')).toBe('60000');
       expect(await card.locator('progress').getAttribute('max')).toBe(QUANTITY.toString());
       expect(await card.textContent()).toContain('Delivering');
@@ -337,7 +337,7 @@ describe.runIf(RUN_BROWSER_SUITES)('the dashboard in Chromium', { timeout: 60_00
       );
       expect(lastSeen).toMatch(/^[0-9a-f]+-\d+$/);
       expect(sent).toBe(lastSeen);
-      await card.getByText('20 m3 of 100 m3').waitFor();
+      await card.getByText('20 m3 of 100 m3', { exact: true }).waitFor();
 
       // The gateway restarted meanwhile: the id means nothing to the new one, which says reset,
       // and the page fetches everything again.
@@ -353,7 +353,7 @@ describe.runIf(RUN_BROWSER_SUITES)('the dashboard in Chromium', { timeout: 60_00
         'the reset',
         () => site.streamEvents.filter((e) => e.event === 'reset').length > resets,
       );
-      await card.getByText('30 m3 of 100 m3').waitFor();
+      await card.getByText('30 m3 of 100 m3', { exact: true }).waitFor();
 
       // Refused (502): the browser gives that EventSource up; the page opens a new one, which
       // has no id to send, and so fetches everything again.
@@ -361,7 +361,7 @@ describe.runIf(RUN_BROWSER_SUITES)('the dashboard in Chromium', { timeout: 60_00
         reportDelivery(park, terms, park.buyerMeter, 45_000n, 3n),
       );
       expect(fresh).toBeNull();
-      await card.getByText('45 m3 of 100 m3').waitFor();
+      await card.getByText('45 m3 of 100 m3', { exact: true }).waitFor();
       await page.locator('#link-state', { hasText: 'Live' }).waitFor();
     } finally {
       site.setStreams('open');
