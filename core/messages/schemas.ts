@@ -191,19 +191,71 @@ export const agreementProposal = z.strictObject({
   acceptance: signedOffer,
 });
 
+export const breakOffReason = z.enum([
+  'deadline',
+  'reserves-apart',
+  'round-limit',
+  'invalid-offer',
+  'timeout',
+  'withdrawn',
+]);
+
 export const breakOff = z.strictObject({
   negotiation_id: bytes32,
   prosumer: id,
-  reason: z.enum([
-    'deadline',
-    'reserves-apart',
-    'round-limit',
-    'invalid-offer',
-    'timeout',
-    'withdrawn',
-  ]),
+  reason: breakOffReason,
   round: z.number().int().nonnegative(),
 });
+
+export const NEGOTIATION_OUTCOMES = [
+  'agreed',
+  'proposed',
+  'no-agreement',
+  'no-counterpart',
+] as const;
+
+/**
+ * How a negotiation ended, as one of its parties saw it: the chain records only the ones that
+ * ended in an agreement, so the park's agreement rate needs these. `proposed`: this party signed
+ * and proposed the agreement but never heard the countersignature (the gateway's statuses tell
+ * the rest); `no-counterpart`: nobody answered this party's request.
+ */
+export const negotiationOutcome = z
+  .strictObject({
+    prosumer: id,
+    negotiation_id: bytes32,
+    utility,
+    /** What this party was in it. */
+    role,
+    /** Whether this party sent the request (and chose the counterpart among those who answered). */
+    requester: z.boolean(),
+    /** The plant it negotiated with; null when nobody answered the request. */
+    counterpart: id.nullable(),
+    outcome: z.enum(NEGOTIATION_OUTCOMES),
+    /** Why it ended without an agreement; null otherwise. */
+    reason: breakOffReason.nullable(),
+    /** Which side broke off; null unless the outcome is no-agreement. */
+    ended_by: z.enum(['self', 'counterpart']).nullable(),
+    /** Offer rounds played. */
+    rounds: z.number().int().nonnegative().max(1_000_000),
+    started_at_ms: timestampMs,
+    ended_at_ms: timestampMs,
+  })
+  .superRefine((o, context) => {
+    const problem = (path: string, message: string) =>
+      context.addIssue({ code: 'custom', path: [path], message });
+    if ((o.counterpart === null) !== (o.outcome === 'no-counterpart')) {
+      problem('counterpart', 'must be null exactly when the outcome is no-counterpart');
+    }
+    if (o.outcome === 'no-counterpart' && !o.requester) {
+      problem('requester', 'only the requester can have found no counterpart');
+    }
+    if (o.counterpart === o.prosumer) problem('counterpart', 'must not be the prosumer itself');
+    const failed = o.outcome === 'no-agreement';
+    if ((o.reason === null) === failed) problem('reason', 'is set exactly when no-agreement');
+    if ((o.ended_by === null) === failed) problem('ended_by', 'is set exactly when no-agreement');
+    if (o.ended_at_ms < o.started_at_ms) problem('ended_at_ms', 'must not be before started_at_ms');
+  });
 
 export const signedAgreement = z.strictObject({
   utility,

@@ -74,6 +74,19 @@ export const TOPICS = {
     sender: null,
     audience: 'prosumer',
   },
+  negotiationOutcome: {
+    pattern: `${TOPIC_ROOT}/agents/{prosumer}/negotiations`,
+    schema: s.negotiationOutcome,
+    summary:
+      "How a negotiation ended for this agent (agreed, no agreement and why, or no counterpart), for the park's agreement rate.",
+    publishers: ['edge'],
+    subscribers: ['gateway'],
+    retained: false,
+    qos: 1,
+    bind: { prosumer: 'prosumer' },
+    sender: 'prosumer',
+    audience: null,
+  },
   deliveryConfirmation: {
     pattern: `${TOPIC_ROOT}/agents/{prosumer}/deliveries`,
     schema: s.deliveryConfirmation,

@@ -34,7 +34,7 @@ import { MqttMeterSource } from '../meters/mqtt-meter.js';
 import { P1Source, p1Line } from '../meters/p1-reader.js';
 import { Poller } from '../meters/poller.js';
 import { loadProfile } from '../meters/profiles.js';
-import { Negotiator } from '../negotiation/negotiator.js';
+import { Negotiator, outcomeMessage } from '../negotiation/negotiator.js';
 import { randomNonce } from '../negotiation/session.js';
 import { Forwarder } from '../outbox/forwarder.js';
 import { MqttPublisher } from '../outbox/mqtt-publish.js';
@@ -270,6 +270,13 @@ export class EdgeAgent {
         if (outcome.result.kind === 'agreed')
           this.reporter?.track(outcome.result.signed, outcome.role);
         this.negotiationOutcomes.set(kind, (this.negotiationOutcomes.get(kind) ?? 0) + 1);
+        const report = outcomeMessage(config.prosumer, outcome);
+        if (report !== null) {
+          // Through the outbox, like the agreement: the park's agreement rate counts every one.
+          this.send('negotiationOutcome', { prosumer: config.prosumer }, report).catch((error) =>
+            logger.warn({ err: error, negotiation: outcome.negotiationId }, 'outcome not stored'),
+          );
+        }
         const state = this.utilities.find((u) => u.id === outcome.utility);
         if (!state) return;
         state.failuresInRow =

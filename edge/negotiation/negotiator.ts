@@ -81,9 +81,18 @@ export interface NegotiationOutcome {
   readonly negotiationId: string;
   readonly utility: UtilityId;
   readonly role: Role;
+  /** Whether this agent sent the request. */
+  readonly requester: boolean;
+  /**
+   * Whether the negotiation took place: false for an agent that answered a request and was not
+   * chosen (or never heard back), which was never a party to it.
+   */
+  readonly negotiated: boolean;
   readonly counterpart: string | null;
   readonly result: SessionResult | { readonly kind: 'no-counterpart' };
   readonly rounds: number;
+  /** Unix ms. */
+  readonly startedAt: number;
   readonly durationMs: number;
 }
 
@@ -99,6 +108,7 @@ interface Active {
   readonly id: string;
   readonly utility: UtilityId;
   readonly role: Role;
+  readonly requester: boolean;
   readonly counterpart: string;
   readonly startedAt: number;
   /** Undefined while a responder waits to be chosen. */
@@ -223,9 +233,12 @@ export class Negotiator {
         negotiationId: id,
         utility: request.utility,
         role: request.role,
+        requester: true,
+        negotiated: false,
         counterpart: null,
         result: { kind: 'no-counterpart' },
         rounds: 0,
+        startedAt,
         durationMs: this.now() - startedAt,
       };
       this.options.onOutcome?.(outcome);
@@ -236,6 +249,7 @@ export class Negotiator {
         id,
         utility: request.utility,
         role: request.role,
+        requester: true,
         counterpart: chosen.prosumer,
         startedAt,
         settle,
@@ -392,6 +406,7 @@ export class Negotiator {
       id: request.negotiation_id,
       utility: request.utility,
       role,
+      requester: false,
       counterpart: request.prosumer,
       startedAt: this.now(),
       settle: () => undefined,
@@ -512,9 +527,12 @@ export class Negotiator {
       negotiationId: active.id,
       utility: active.utility,
       role: active.role,
+      requester: active.requester,
+      negotiated: active.session !== undefined,
       counterpart: active.counterpart,
       result,
       rounds: active.session?.rounds ?? 0,
+      startedAt: active.startedAt,
       durationMs: this.now() - active.startedAt,
     };
     this.options.logger.info(
@@ -553,4 +571,31 @@ function choose(
     if (best === undefined || gap < Math.abs(best.quantity_milli - quantity)) best = will;
   }
   return best;
+}
+
+/**
+ * The report of an outcome for the gateway (the park's agreement rate), or null for a request
+ * this agent answered without being chosen: it was never a party, and the requester reports it.
+ */
+export function outcomeMessage(
+  prosumer: string,
+  outcome: NegotiationOutcome,
+): Payload<'negotiationOutcome'> | null {
+  if (!outcome.requester && !outcome.negotiated) return null;
+  const { result } = outcome;
+  const failed = result.kind === 'no-agreement';
+  return {
+    prosumer,
+    negotiation_id: outcome.negotiationId,
+    utility: outcome.utility,
+    role: outcome.role,
+    requester: outcome.requester,
+    counterpart: outcome.counterpart,
+    outcome: result.kind,
+    reason: failed ? result.reason : null,
+    ended_by: failed ? result.by : null,
+    rounds: outcome.rounds,
+    started_at_ms: outcome.startedAt,
+    ended_at_ms: outcome.startedAt + outcome.durationMs,
+  };
 }

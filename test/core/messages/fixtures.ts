@@ -58,6 +58,23 @@ export const FIXTURES: { [N in TopicName]: Fixture<N> } = {
       refunded: 1_400n * 10n ** 18n,
     },
   },
+  negotiationOutcome: {
+    params: { prosumer: 'p1' },
+    payload: {
+      prosumer: 'p1',
+      negotiation_id: hash('01'),
+      utility: 'biogas',
+      role: 'buyer',
+      requester: false,
+      counterpart: 'p0',
+      outcome: 'no-agreement',
+      reason: 'deadline',
+      ended_by: 'counterpart',
+      rounds: 21,
+      started_at_ms: 1_700_000_000_000,
+      ended_at_ms: 1_700_000_004_000,
+    },
+  },
   deliveryConfirmation: {
     params: { prosumer: 'p1' },
     payload: {

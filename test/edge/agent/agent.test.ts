@@ -217,6 +217,22 @@ utilities:
     expect(agreement.quantity).toBe(100_000n);
     expect(agreement.unitPrice).toBe(35_000n * 10n ** 12n);
 
+    // Each party tells the gateway how the negotiation ended, for the park's agreement rate
+    // (both agents may have asked at once: their other requests are reported too).
+    const outcomesOf = () =>
+      seen
+        .filter((m) => m.topic.endsWith('/negotiations'))
+        .map((m) => decodeMessage(m.topic, m.payload).payload as Payload<'negotiationOutcome'>)
+        .filter((o) => o.negotiation_id === agreement.negotiationId);
+    await until('both outcome reports', () => outcomesOf().length === 2);
+    const outcomes = outcomesOf();
+    expect(outcomes.map((o) => [o.prosumer, o.counterpart, o.requester]).sort()).toEqual([
+      ['brewery', 'digester', expect.any(Boolean)],
+      ['digester', 'brewery', expect.any(Boolean)],
+    ]);
+    expect(outcomes.filter((o) => o.requester)).toHaveLength(1);
+    expect(outcomes.some((o) => o.outcome === 'agreed')).toBe(true);
+
     // Health and metrics.
     expect(seller.firstReadingMs).toBeLessThan(1000);
     const health = await fetch(`${seller.healthUrl}/health`);

@@ -7,13 +7,14 @@ import { Wallet } from 'ethers';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../core/logger.js';
 import { assertSignedBy, marketDomain } from '../../../core/messages/eip712.js';
-import type { Payload } from '../../../core/messages/topics.js';
+import { type Payload, TOPICS } from '../../../core/messages/topics.js';
 import type { Role } from '../../../core/negotiation/issues.js';
 import { type AgentSpec, negotiate } from '../../../core/negotiation/protocol.js';
 import { milli, quantityBaseUnits, unitPriceBaseUnits } from '../../../core/units.js';
 import {
   type NegotiationOutcome,
   Negotiator,
+  outcomeMessage,
   type Responder,
 } from '../../../edge/negotiation/negotiator.js';
 import { bilateral, TABLE1 } from '../../core/negotiation/setup.js';
@@ -140,6 +141,30 @@ describe('negotiation over MQTT', () => {
     // The buyer requested, the seller opened; the buyer accepted last and proposed.
     await until('the seller to finish', () => close.outcomes.length === 1, 3000);
     expect([outcome.result.kind, close.outcomes[0]?.result.kind]).toEqual(['agreed', 'agreed']);
+
+    // What each reports to the gateway: the one not chosen was never a party, and says nothing.
+    expect(outcomeMessage('s-small', small.outcomes[0] as NegotiationOutcome)).toBeNull();
+    const reports = [
+      outcomeMessage('b0', outcome),
+      outcomeMessage('s-close', close.outcomes[0] as NegotiationOutcome),
+    ];
+    expect(reports).toMatchObject([
+      { prosumer: 'b0', role: 'buyer', requester: true, counterpart: 's-close', outcome: 'agreed' },
+      {
+        prosumer: 's-close',
+        role: 'seller',
+        requester: false,
+        counterpart: 'b0',
+        outcome: 'agreed',
+      },
+    ]);
+    for (const report of reports) {
+      // Valid by the catalogue's schema, as the gateway will check it.
+      expect(TOPICS.negotiationOutcome.schema.safeParse(report).error).toBeUndefined();
+      expect(report?.negotiation_id).toBe(outcome.negotiationId);
+      expect(report?.rounds).toBeGreaterThan(0);
+      expect(report?.ended_at_ms).toBeGreaterThanOrEqual(report?.started_at_ms ?? Infinity);
+    }
   });
 
   it('reports no counterpart when nobody answers', async () => {
@@ -147,6 +172,13 @@ describe('negotiation over MQTT', () => {
     await agent('bystander', never);
     const outcome = await lonely.negotiator.request(request('seller', 10));
     expect(outcome.result).toEqual({ kind: 'no-counterpart' });
+    expect(outcomeMessage('lonely', outcome)).toMatchObject({
+      requester: true,
+      counterpart: null,
+      outcome: 'no-counterpart',
+      reason: null,
+      rounds: 0,
+    });
   });
 
   it('counts malformed and unsolicited messages without stopping', async () => {
@@ -191,6 +223,11 @@ describe('negotiation over MQTT', () => {
     });
     const outcome = await seller.negotiator.request(request('seller', 100));
     expect(outcome.result).toMatchObject({ kind: 'no-agreement', reason: 'timeout', by: 'self' });
+    expect(outcomeMessage('quiet-s', outcome)).toMatchObject({
+      outcome: 'no-agreement',
+      reason: 'timeout',
+      ended_by: 'self',
+    });
   });
 });
 
