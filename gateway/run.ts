@@ -29,6 +29,7 @@ import { dashboardHandler } from './dashboard/serve.js';
 import { forecastUtility } from './forecast/history.js';
 import { Indexer } from './indexer/indexer.js';
 import { holdMessages } from './link.js';
+import type { NegotiationLog } from './negotiations/log.js';
 import { ParkDirectory } from './park.js';
 import { type GatewayService, type GatewayServiceOptions, startGatewayService } from './service.js';
 import { InfluxWriter } from './timeseries/writer.js';
@@ -107,10 +108,11 @@ export async function startGateway(options: RunOptions): Promise<Gateway> {
         onBalance: (balance) => series.writeBalance(balance),
         onStatus: (status) => series.writeAgreementStatus(status),
         onDelivered: (confirmation) => series.writeDeliveryConfirmation(confirmation),
+        onNegotiation: (report) => series.writeNegotiation(report),
       }),
     });
     cleanups.push(() => service.stop());
-    const api = await startApi(config, chain, directory, logger, env);
+    const api = await startApi(config, chain, directory, service.negotiations, logger, env);
     if (api) cleanups.push(api.close);
     logger.info(
       {
@@ -275,6 +277,7 @@ async function startApi(
   config: GatewayConfig,
   chain: Chain,
   directory: ParkDirectory,
+  negotiations: NegotiationLog,
   logger: Logger,
   env: NodeJS.ProcessEnv,
 ) {
@@ -304,6 +307,7 @@ async function startApi(
       indexer,
       auth,
       nameOf: parkNames(directory, () => indexer.model.utilities()),
+      negotiations,
       dashboard: dashboardHandler(),
       ...(series && {
         forecast: (id: UtilityId) => forecastUtility(series, id, Date.now()),

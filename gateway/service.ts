@@ -12,6 +12,7 @@ import type { Payload } from '../core/messages/topics.js';
 import type { Manifest } from './chain/manifest.js';
 import { type TxRecord, TxSender } from './chain/tx-sender.js';
 import { GatewayLink } from './link.js';
+import { NegotiationLog } from './negotiations/log.js';
 import type { ParkDirectory } from './park.js';
 import { type AgreementRecord, partiesOf, type Side } from './relay/book.js';
 import { DeliveryOracle } from './relay/oracle.js';
@@ -42,6 +43,8 @@ export interface GatewayServiceOptions {
   /** Every agreement status and settled delivery, once each (the parties get their copies). */
   readonly onStatus?: (status: Payload<'agreementStatus'>) => void;
   readonly onDelivered?: (confirmation: Payload<'deliveryConfirmation'>) => void;
+  /** Every negotiation outcome an agent reported, once stored. */
+  readonly onNegotiation?: (report: Payload<'negotiationOutcome'>) => void;
   readonly now?: () => number;
 }
 
@@ -52,6 +55,8 @@ export interface GatewayService {
   readonly sender: TxSender;
   readonly link: GatewayLink;
   readonly book: JsonStore<AgreementRecord>;
+  /** Every negotiation the agents reported, agreed or not. */
+  readonly negotiations: NegotiationLog;
   /** Edge agents by plant id: online or offline, from their retained presence. */
   readonly presence: ReadonlyMap<string, Payload<'agentStatus'>>;
   stop(): Promise<void>;
@@ -63,6 +68,10 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
   const book = await JsonStore.open<AgreementRecord>(join(options.dataDir, 'agreements'));
   const txs = await JsonStore.open<TxRecord>(join(options.dataDir, 'transactions'));
   const orderBook = await JsonStore.open<OrderRecord>(join(options.dataDir, 'provider-orders'));
+  const negotiations = await NegotiationLog.open(
+    join(options.dataDir, 'negotiations'),
+    options.directory,
+  );
   const presence = new Map<string, Payload<'agentStatus'>>();
 
   const notifier: Notifier = {
@@ -138,6 +147,10 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
       meterReading: (m) => options.onReading?.(m.payload),
       balance: (m) => options.onBalance?.(m.payload),
       providerTrade: (m) => orders.accept(m.params.prosumer ?? '', m.payload),
+      negotiationOutcome: async (m) => {
+        await negotiations.record(m.params.prosumer ?? '', m.payload);
+        options.onNegotiation?.(m.payload);
+      },
       agentStatus: (m) => {
         presence.set(m.payload.prosumer, m.payload);
       },
@@ -163,6 +176,7 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
     sender,
     link,
     book,
+    negotiations,
     presence,
     async stop() {
       clearInterval(tick);
@@ -171,6 +185,7 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
       await book.close();
       await txs.close();
       await orderBook.close();
+      await negotiations.close();
     },
   };
 }

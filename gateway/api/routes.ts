@@ -5,6 +5,7 @@
  * HTTP.
  */
 import { z } from 'zod';
+import { id, NEGOTIATION_OUTCOMES } from '../../core/messages/schemas.js';
 import type { IndexerStatus } from '../indexer/indexer.js';
 import {
   account,
@@ -17,13 +18,14 @@ import {
   parseParameters,
   utility,
 } from './params.js';
-import type { ModelView } from './scope.js';
+import type { ModelView, NegotiationView } from './scope.js';
 import {
   accountJson,
   agreementJson,
   blockJson,
   deliveryJson,
   type NameOf,
+  negotiationJson,
   pageJson,
   settlementJson,
   statusJson,
@@ -34,13 +36,16 @@ import {
 /** What the routes read: the model as the caller may see it, the indexer's progress, names. */
 export interface IndexerView {
   readonly model: ModelView;
+  /** Null where the gateway keeps no negotiation log. */
+  readonly negotiations: NegotiationView | null;
   status(): IndexerStatus;
   readonly nameOf: NameOf;
 }
 
 export type Reply =
   | { readonly status: 200; readonly body: unknown }
-  | { readonly status: 404; readonly message: string };
+  | { readonly status: 404; readonly message: string }
+  | { readonly status: 503; readonly message: string };
 
 export interface Route {
   readonly path: string;
@@ -71,13 +76,27 @@ function route<P extends z.ZodType, Q extends z.ZodType>(
 
 const ok = (body: unknown): Reply => ({ status: 200, body });
 
-function found<T>(value: T | undefined, view: (value: T) => unknown, what: string): Reply {
-  return value === undefined
-    ? { status: 404, message: `${what} has not been indexed` }
-    : ok(view(value));
+/** `view` of what was found, or 404 saying `what` `missing` (chain records "have not been indexed"). */
+function found<T>(
+  value: T | undefined,
+  view: (value: T) => unknown,
+  what: string,
+  missing = 'has not been indexed',
+): Reply {
+  return value === undefined ? { status: 404, message: `${what} ${missing}` } : ok(view(value));
 }
 
 const page = { limit, before: cursor.optional() };
+
+/** The negotiation routes' answer when the gateway keeps no negotiation log. */
+function withNegotiations(
+  view: NegotiationView | null,
+  read: (negotiations: NegotiationView) => Reply,
+): Reply {
+  return view === null
+    ? { status: 503, message: 'this gateway keeps no negotiation outcomes' }
+    : read(view);
+}
 
 export const ROUTES: readonly Route[] = [
   route(
@@ -125,6 +144,43 @@ export const ROUTES: readonly Route[] = [
         model.account(params.address),
         (a) => accountJson(a, nameOf),
         `account ${params.address}`,
+      ),
+  ),
+  route(
+    '/api/negotiations',
+    {
+      params: NONE,
+      query: z.strictObject({
+        utility: utility.optional(),
+        party: id.optional(),
+        outcome: z.enum(NEGOTIATION_OUTCOMES).optional(),
+        limit,
+        before: blockNumber.optional(),
+      }),
+    },
+    ({ query }, { negotiations }) =>
+      withNegotiations(negotiations, (view) => {
+        const before =
+          query.before === undefined ? undefined : { block: query.before, logIndex: 0 };
+        const found = view.list(query, { limit: query.limit, before });
+        return ok(pageJson(found, negotiationJson, (next) => String(next.block)));
+      }),
+  ),
+  // Before /api/negotiations/:id, which "summary" would otherwise match (and fail as an id).
+  route('/api/negotiations/summary', { params: NONE, query: NONE }, (_, { negotiations }) =>
+    withNegotiations(negotiations, (view) => ok({ items: view.summary() })),
+  ),
+  route(
+    '/api/negotiations/:id',
+    { params: z.strictObject({ id: hash }), query: NONE },
+    ({ params }, { negotiations }) =>
+      withNegotiations(negotiations, (view) =>
+        found(
+          view.get(params.id),
+          negotiationJson,
+          `negotiation ${params.id}`,
+          'has not been reported by its parties',
+        ),
       ),
   ),
   route('/api/utilities', { params: NONE, query: NONE }, (_, { model }) =>

@@ -11,6 +11,8 @@
  *   events: an event concerns A when one of its arguments is A or the id of one of A's
  *   agreements. The other events of a shared block or transaction would tell other plants'
  *   trades, transfers and meter keys;
+ * - the negotiations it requested or was the chosen counterpart in (`GET /api/negotiations`),
+ *   and its own counts beside the park's;
  * - park-wide per-utility totals and tariffs (`GET /api/utilities`) and the indexer's status: no
  *   plant's figure on its own. In a park of two plants the totals minus one's own are the
  *   other's, which is a deployment's call; the totals are what the market's contracts show
@@ -19,6 +21,7 @@
  * cannot be confirmed by asking for it.
  */
 
+import { UTILITY_IDS, type UtilityId } from '../../core/utilities.js';
 import type { Principal } from '../auth/principal.js';
 import type { JsonValue } from '../indexer/decode.js';
 import type {
@@ -30,6 +33,12 @@ import type {
   TxRecord,
 } from '../indexer/model.js';
 import type { Cursor, Page, PageRequest } from '../indexer/page.js';
+import type {
+  NegotiationCounts,
+  NegotiationFilter,
+  NegotiationLog,
+  NegotiationRecord,
+} from '../negotiations/log.js';
 import { MAX_LIMIT } from './params.js';
 
 /** What the routes read of the model. */
@@ -47,6 +56,24 @@ export type ModelView = Pick<
   | 'transaction'
 >;
 
+/** What the scope reads of the negotiation log. */
+export type NegotiationReader = Pick<NegotiationLog, 'list' | 'get' | 'counts'>;
+
+/** One utility's negotiation counts: the park's, and the caller's plant's own. */
+export interface NegotiationSummary {
+  readonly utility: UtilityId;
+  readonly park: NegotiationCounts;
+  /** Null for the operator, who has no plant. */
+  readonly own: NegotiationCounts | null;
+}
+
+/** What the routes read of the negotiations. */
+export interface NegotiationView {
+  list(filter: NegotiationFilter, request: PageRequest): Page<NegotiationRecord>;
+  get(id: string): NegotiationRecord | undefined;
+  summary(): readonly NegotiationSummary[];
+}
+
 /** One of the indexer's change events, as the event stream forwards it. */
 export type Change =
   | { readonly event: 'agreement'; readonly record: AgreementRecord }
@@ -57,6 +84,8 @@ export type Change =
 export interface Scope {
   /** The read model as this caller may see it. */
   readonly model: ModelView;
+  /** The negotiations as this caller may see them; null where the gateway keeps none. */
+  readonly negotiations: NegotiationView | null;
   /** A change as this caller may see it: itself, narrowed (a block's transactions), or null. */
   change(change: Change): Change | null;
 }
@@ -65,21 +94,64 @@ export interface Scope {
  * `current` returns the indexer's model at the time of the call: it is replaced after a
  * reorganisation, and a stream's scope lives as long as its connection.
  */
-export function scopeOf(principal: Principal, current: () => ModelView): Scope {
+export function scopeOf(
+  principal: Principal,
+  current: () => ModelView,
+  log: NegotiationReader | null,
+): Scope {
   if (principal.role === 'operator') {
     return {
       get model() {
         return current();
       },
+      negotiations: log && {
+        list: (filter, request) => log.list(filter, request),
+        get: (id) => log.get(id),
+        summary: () => summarise(log, null),
+      },
       change: (change) => change,
     };
   }
-  return plantScope(principal.address, current);
+  return plantScope(principal.plant, principal.address, current, log);
 }
 
 const EMPTY: Page<never> = { items: [], next: null };
 
-function plantScope(plant: string, current: () => ModelView): Scope {
+function summarise(log: NegotiationReader, plant: string | null): NegotiationSummary[] {
+  const park = log.counts({});
+  const own = plant === null ? null : log.counts({ party: plant });
+  return UTILITY_IDS.map((utility) => ({
+    utility,
+    park: park[utility],
+    own: own === null ? null : own[utility],
+  }));
+}
+
+/**
+ * A plant's negotiations are those it requested or answered as the chosen counterpart; the
+ * park-wide counts are aggregates, like /api/utilities.
+ */
+function plantNegotiations(id: string, log: NegotiationReader): NegotiationView {
+  const own = (record: NegotiationRecord | undefined) =>
+    record !== undefined && (record.requester === id || record.responder === id)
+      ? record
+      : undefined;
+  return {
+    list: (filter, request) =>
+      filter.party === undefined || filter.party === id
+        ? log.list({ ...filter, party: id }, request)
+        : EMPTY,
+    get: (negotiation) => own(log.get(negotiation)),
+    summary: () => summarise(log, id),
+  };
+}
+
+function plantScope(
+  id: string,
+  plant: string,
+  current: () => ModelView,
+  log: NegotiationReader | null,
+): Scope {
   const isParty = (seller: string, buyer: string) => seller === plant || buyer === plant;
   const ownAgreement = (id: string): AgreementRecord | undefined => {
     const agreement = current().agreement(id);
@@ -144,6 +216,7 @@ function plantScope(plant: string, current: () => ModelView): Scope {
 
   return {
     model,
+    negotiations: log && plantNegotiations(id, log),
     change(change) {
       switch (change.event) {
         case 'agreement':

@@ -23,7 +23,7 @@ import type { Indexer } from '../indexer/indexer.js';
 import { sendError, sendJson } from './http.js';
 import { NONE, parseParameters, utility } from './params.js';
 import { matchPath, ROUTES } from './routes.js';
-import { scopeOf } from './scope.js';
+import { type NegotiationReader, scopeOf } from './scope.js';
 import { EventStream, type IndexerFeed } from './stream.js';
 import type { NameOf } from './views.js';
 
@@ -48,6 +48,11 @@ export interface ApiServerOptions {
    * and then `/api/forecast` answers 503 saying so.
    */
   readonly forecast?: (utility: UtilityId) => Promise<UtilityForecast>;
+  /**
+   * Every negotiation the agents reported (the gateway service's log); without it the
+   * /api/negotiations routes answer 503, saying so.
+   */
+  readonly negotiations?: NegotiationReader;
   /** Names of the park's accounts in agreements, settlements and accounts; none if omitted. */
   readonly nameOf?: NameOf;
   /** The dashboard's pages, served on the same origin (gateway/dashboard/serve.ts). */
@@ -103,7 +108,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     // Authorization here and only here: the caller's scope is all the routes and the stream get
     // to read. Without a session this throws UNAUTHORIZED (401, below).
     const principal = auth === null ? OPERATOR : auth.principalOf(request);
-    const scope = scopeOf(principal, () => indexer.model);
+    const scope = scopeOf(principal, () => indexer.model, options.negotiations ?? null);
     if (request.method !== 'GET') {
       const message = `${request.method} is not allowed on ${url.pathname}; use GET`;
       sendError(response, 405, { code: 'METHOD_NOT_ALLOWED', message }, { allow: 'GET' });
@@ -123,11 +128,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }
     const reply = match.route.handle(match.params, query, {
       model: scope.model,
+      negotiations: scope.negotiations,
       status: () => indexer.status(),
       nameOf,
     });
     if (reply.status === 404) {
       sendError(response, 404, { code: 'NOT_FOUND', message: reply.message });
+    } else if (reply.status === 503) {
+      sendError(response, 503, { code: 'NOT_CONFIGURED', message: reply.message });
     } else {
       sendJson(response, 200, reply.body);
     }

@@ -18,6 +18,7 @@ import {
   type UtilityRecord,
 } from '../indexer/model.js';
 import type { Cursor, Page } from '../indexer/page.js';
+import type { NegotiationRecord } from '../negotiations/log.js';
 
 /**
  * The name the park gives an account: the id of the plant that trades with it (the park
@@ -99,6 +100,11 @@ export function agreementJson(a: AgreementRecord, nameOf: NameOf) {
     lastReport: a.lastReport === null ? null : deliveryJson(a.lastReport),
     settlement: a.settlement === null ? null : settlementJson(a.settlement, nameOf),
   };
+}
+
+export function negotiationJson(n: NegotiationRecord) {
+  const { seq: _position, ...record } = n;
+  return { ...record, reported: { ...n.reported } };
 }
 
 export function blockJson(b: BlockRecord) {

@@ -16,6 +16,9 @@
  * - `delivery` (a settled delivery), at at_ms. Tags agreement_id, buyer, seller, unit, utility.
  *   Fields contracted_units, delivered_units (float), paid_base_units, refunded_base_units
  *   (string), paid_tokens, refunded_tokens (float), tx_hashes (string, comma-separated).
+ * - `negotiation` (one party's report of how one ended), at ended_at_ms. Tags counterpart,
+ *   outcome, prosumer, reason, requester, role, utility. Fields negotiation_id (string: a tag
+ *   would make a series per negotiation), rounds, duration_ms (integer).
  *
  * - A field has one type, forever. InfluxDB fixes a field's type per shard when it is first
  *   written and refuses points of another type: "field type conflict" (InfluxDB 1.x FAQ, "How
@@ -90,6 +93,10 @@ export const SCHEMA = {
       ...tokenFields,
       tx_hashes: 'string',
     },
+  },
+  negotiation: {
+    tags: ['counterpart', 'outcome', 'prosumer', 'reason', 'requester', 'role', 'utility'],
+    fields: { negotiation_id: 'string', rounds: 'integer', duration_ms: 'integer' },
   },
 } as const satisfies Record<string, MeasurementSchema>;
 
@@ -197,6 +204,28 @@ export function deliveryPoint(delivery: Payload<'deliveryConfirmation'>): PointO
       tx_hashes: delivery.transactions.join(','),
     },
     time_ms: delivery.at_ms,
+  };
+}
+
+export function negotiationPoint(report: Payload<'negotiationOutcome'>): PointOf<'negotiation'> {
+  return {
+    measurement: 'negotiation',
+    tags: {
+      // Empty tags are left out of the line: no counterpart, no reason.
+      counterpart: report.counterpart ?? '',
+      outcome: report.outcome,
+      prosumer: report.prosumer,
+      reason: report.reason ?? '',
+      requester: String(report.requester),
+      role: report.role,
+      utility: report.utility,
+    },
+    fields: {
+      negotiation_id: report.negotiation_id,
+      rounds: report.rounds,
+      duration_ms: report.ended_at_ms - report.started_at_ms,
+    },
+    time_ms: report.ended_at_ms,
   };
 }
 

@@ -32,6 +32,7 @@ import {
   agreementPoint,
   balancePoint,
   deliveryPoint,
+  negotiationPoint,
   type Point,
   readingPoint,
   toLine,
@@ -199,6 +200,10 @@ export class InfluxWriter {
 
   writeDeliveryConfirmation(delivery: Payload<'deliveryConfirmation'>): void {
     this.write(deliveryPoint(delivery));
+  }
+
+  writeNegotiation(report: Payload<'negotiationOutcome'>): void {
+    this.write(negotiationPoint(report));
   }
 
   /**

@@ -3,12 +3,17 @@
  * with their names, and the live event stream delivering a settlement as it happens and resuming
  * from Last-Event-ID.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/logger.js';
 import { type Agreement, structHash } from '../../core/messages/eip712.js';
+import { type Payload, TOPICS } from '../../core/messages/topics.js';
 import { parkNames } from '../../gateway/api/names.js';
 import { type ApiServer, startApiServer } from '../../gateway/api/server.js';
 import type { Indexer } from '../../gateway/indexer/indexer.js';
+import { NegotiationLog } from '../../gateway/negotiations/log.js';
 import { ParkDirectory } from '../../gateway/park.js';
 import {
   agreementTerms,
@@ -28,6 +33,9 @@ let api: ApiServer;
 let settled: Agreement;
 let active: Agreement;
 let settleTx: string;
+let directory: ParkDirectory;
+let negotiations: NegotiationLog;
+let negotiationDir: string;
 
 const idOf = (terms: Agreement) => structHash('Agreement', terms);
 
@@ -62,17 +70,18 @@ async function deliverInFull(terms: Agreement): Promise<string> {
 
 beforeAll(async () => {
   ({ park, indexer } = await startIndexedPark());
+  directory = new ParkDirectory({
+    digester: { address: park.seller.address, meters: {} },
+    brewery: { address: park.buyer.address, meters: {} },
+  });
   // The open API (no sign-in): what it serves; test/gateway/auth.test.ts narrows it per caller.
+  negotiationDir = mkdtempSync(join(tmpdir(), 'eip-api-negotiations-'));
+  negotiations = await NegotiationLog.open(negotiationDir, directory);
   api = await startApiServer({
     indexer,
     auth: null,
-    nameOf: parkNames(
-      new ParkDirectory({
-        digester: { address: park.seller.address, meters: {} },
-        brewery: { address: park.buyer.address, meters: {} },
-      }),
-      () => indexer.model.utilities(),
-    ),
+    negotiations,
+    nameOf: parkNames(directory, () => indexer.model.utilities()),
     listen: { host: '127.0.0.1', port: 0 },
     logger: silentLogger,
     heartbeatMs: 100,
@@ -87,6 +96,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await api?.close();
+  await negotiations?.close();
+  if (negotiationDir) rmSync(negotiationDir, { recursive: true, force: true });
   await indexer?.stop();
   await park?.close();
 });
@@ -396,7 +407,106 @@ describe('GET /api/events', () => {
       logger: silentLogger,
     });
     const client = await openEventStream(`${own.url}/api/events`);
+    // Without a negotiation log, its routes say so rather than answer empty.
+    const none = await fetch(`${own.url}/api/negotiations/summary`);
+    expect(none.status).toBe(503);
+    expect(await none.json()).toMatchObject({ error: { code: 'NOT_CONFIGURED' } });
     await own.close();
     await until('the stream to end', () => client.ended());
+  });
+});
+
+describe('negotiations', () => {
+  const negotiationId = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
+  const report = (n: number, fields: Partial<Payload<'negotiationOutcome'>> = {}) =>
+    TOPICS.negotiationOutcome.schema.parse({
+      prosumer: 'digester',
+      negotiation_id: negotiationId(n),
+      utility: 'biogas',
+      role: 'seller',
+      requester: true,
+      counterpart: 'brewery',
+      outcome: 'agreed',
+      reason: null,
+      ended_by: null,
+      rounds: 11,
+      started_at_ms: 1_000 * n,
+      ended_at_ms: 1_000 * n + 500,
+      ...fields,
+    }) as Payload<'negotiationOutcome'>;
+
+  beforeAll(async () => {
+    await negotiations.record('digester', report(1));
+    await negotiations.record(
+      'digester',
+      report(2, { outcome: 'no-agreement', reason: 'deadline', ended_by: 'counterpart' }),
+    );
+    await negotiations.record(
+      'brewery',
+      report(2, {
+        prosumer: 'brewery',
+        role: 'buyer',
+        requester: false,
+        counterpart: 'digester',
+        outcome: 'no-agreement',
+        reason: 'deadline',
+        ended_by: 'self',
+      }),
+    );
+    await negotiations.record('digester', report(3, { utility: 'heat' }));
+  });
+
+  it('GET /api/negotiations: newest first, filtered, paged', async () => {
+    const all = await get('/api/negotiations');
+    expect(all.body.items?.map((n) => n.id)).toEqual([3, 2, 1].map(negotiationId));
+    expect(all.body.items?.[1]).toEqual({
+      id: negotiationId(2),
+      utility: 'biogas',
+      requester: 'digester',
+      responder: 'brewery',
+      seller: 'digester',
+      buyer: 'brewery',
+      outcome: 'no-agreement',
+      reason: 'deadline',
+      endedBy: 'brewery',
+      rounds: 11,
+      startedAtMs: 2_000,
+      endedAtMs: 2_500,
+      reported: { digester: 'no-agreement', brewery: 'no-agreement' },
+    });
+    const first = await get('/api/negotiations?limit=2');
+    expect(first.body.next).toBe('2');
+    const rest = await get(`/api/negotiations?limit=2&before=${first.body.next}`);
+    expect(rest.body.items?.map((n) => n.id)).toEqual([negotiationId(1)]);
+    const failed = await get('/api/negotiations?outcome=no-agreement&utility=biogas&party=brewery');
+    expect(failed.body.items?.map((n) => n.id)).toEqual([negotiationId(2)]);
+    expect((await get(`/api/negotiations/${negotiationId(1)}`)).body).toMatchObject({
+      outcome: 'agreed',
+    });
+    expect((await get(`/api/negotiations/${negotiationId(9)}`)).status).toBe(404);
+    const bad = await get('/api/negotiations?outcome=maybe');
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ error: { code: 'INVALID_ARGUMENT', parameter: 'outcome' } });
+  });
+
+  it('GET /api/negotiations/summary: the agreement rate per utility', async () => {
+    const { body } = await get('/api/negotiations/summary');
+    expect(body.items?.map((u) => u.utility)).toEqual(['biogas', 'electricity', 'heat']);
+    expect(body.items?.[0]).toEqual({
+      utility: 'biogas',
+      park: {
+        requests: 2,
+        unanswered: 0,
+        agreed: 1,
+        failed: 1,
+        pending: 0,
+        agreementRate: 0.5,
+        meanRoundsToAgreement: 11,
+        reasons: { deadline: 1 },
+      },
+      // The operator has no plant of its own.
+      own: null,
+    });
+    expect(body.items?.[2]).toMatchObject({ park: { agreed: 1, agreementRate: 1 } });
   });
 });

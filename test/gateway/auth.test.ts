@@ -6,10 +6,14 @@
  * routes and the event stream, and every refusal with its message; and the same for machine
  * clients with API tokens.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/logger.js';
 import { type Agreement, structHash } from '../../core/messages/eip712.js';
+import { type Payload, TOPICS } from '../../core/messages/topics.js';
 import { type ApiServer, startApiServer } from '../../gateway/api/server.js';
 import { startAuth } from '../../gateway/auth/auth.js';
 import { authConfigSchema } from '../../gateway/auth/config.js';
@@ -20,6 +24,7 @@ import { generateDemoUsers } from '../../gateway/auth/users.js';
 import { hashPassword } from '../../gateway/broker/credentials.js';
 import { parseGatewayConfig } from '../../gateway/config.js';
 import type { Indexer } from '../../gateway/indexer/indexer.js';
+import { NegotiationLog } from '../../gateway/negotiations/log.js';
 import { ParkDirectory } from '../../gateway/park.js';
 import {
   agreementTerms,
@@ -55,6 +60,8 @@ const passwords: Record<string, string> = { newcomer: 'newcomer-password' };
 let skewMs = 0;
 let peer: Agreement;
 let settleTx: string;
+let negotiations: NegotiationLog;
+let negotiationDir: string;
 let providerTradeId: string;
 let providerTradeTx: string;
 
@@ -111,9 +118,12 @@ beforeAll(async () => {
     logger: silentLogger,
     clock: () => Date.now() + skewMs,
   });
+  negotiationDir = mkdtempSync(join(tmpdir(), 'eip-auth-negotiations-'));
+  negotiations = await NegotiationLog.open(negotiationDir, directory);
   api = await startApiServer({
     indexer,
     auth,
+    negotiations,
     listen: { host: '127.0.0.1', port },
     logger: silentLogger,
     heartbeatMs: 100,
@@ -131,6 +141,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await api?.close();
+  await negotiations?.close();
+  if (negotiationDir) rmSync(negotiationDir, { recursive: true, force: true });
   await indexer?.stop();
   await park?.close();
 });
@@ -336,6 +348,77 @@ describe('what each caller sees', () => {
         park.utilityProvider.address,
       ]),
     );
+  });
+
+  it("negotiations: a plant those it requested or was chosen for; its own counts beside the park's", async () => {
+    const negotiation = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
+    const report = (n: number, fields: Partial<Payload<'negotiationOutcome'>>) =>
+      negotiations.record(
+        fields.prosumer ?? 'seller-plant',
+        TOPICS.negotiationOutcome.schema.parse({
+          prosumer: 'seller-plant',
+          negotiation_id: negotiation(n),
+          utility: 'biogas',
+          role: 'seller',
+          requester: true,
+          counterpart: 'buyer-plant',
+          outcome: 'agreed',
+          reason: null,
+          ended_by: null,
+          rounds: 9,
+          started_at_ms: 1_000,
+          ended_at_ms: 2_000,
+          ...fields,
+        }) as Payload<'negotiationOutcome'>,
+      );
+    await report(1, {});
+    await report(2, {
+      counterpart: 'idle-plant',
+      outcome: 'no-agreement',
+      reason: 'deadline',
+      ended_by: 'self',
+    });
+    await report(3, {
+      prosumer: 'idle-plant',
+      counterpart: null,
+      outcome: 'no-counterpart',
+      rounds: 0,
+    });
+
+    expect(await ids(operator, '/api/negotiations')).toEqual([3, 2, 1].map(negotiation));
+    expect(await ids(seller, '/api/negotiations')).toEqual([2, 1].map(negotiation));
+    expect(await ids(buyer, '/api/negotiations')).toEqual([negotiation(1)]);
+    expect(await ids(idle, '/api/negotiations')).toEqual([3, 2].map(negotiation));
+    // Another plant's list is empty, and its negotiation by id 404, as one never reported.
+    expect(await ids(buyer, '/api/negotiations?party=seller-plant')).toEqual([]);
+    const other = await get(buyer, `/api/negotiations/${negotiation(2)}`);
+    const unknown = await get(buyer, `/api/negotiations/${negotiation(99)}`);
+    expect(other.status).toBe(404);
+    expect(other.body).toEqual({
+      error: {
+        code: 'NOT_FOUND',
+        message: `negotiation ${negotiation(2)} has not been reported by its parties`,
+      },
+    });
+    expect(unknown.body).toEqual({
+      error: {
+        code: 'NOT_FOUND',
+        message: `negotiation ${negotiation(99)} has not been reported by its parties`,
+      },
+    });
+
+    const summary = async (who: Browser) =>
+      ((await get(who, '/api/negotiations/summary')).body.items ?? [])[0] as Json;
+    const park = { requests: 3, unanswered: 1, agreed: 1, failed: 1, agreementRate: 0.5 };
+    expect(await summary(operator)).toMatchObject({ park, own: null });
+    expect(await summary(buyer)).toMatchObject({
+      park,
+      own: { requests: 1, agreed: 1, failed: 0, agreementRate: 1 },
+    });
+    expect(await summary(idle)).toMatchObject({
+      park,
+      own: { requests: 2, unanswered: 1, failed: 1, agreementRate: 0 },
+    });
   });
 
   it('park-wide utility totals and the indexer status, as the operator sees them', async () => {

@@ -11,6 +11,7 @@ import {
   agreementPoint,
   balancePoint,
   deliveryPoint,
+  negotiationPoint,
   type Point,
   readingPoint,
   SCHEMA,
@@ -145,6 +146,38 @@ describe('points', () => {
     );
     expect(line).toBe(
       `delivery,agreement_id=${ID},buyer=plant-b,seller=plant-a,unit=m3,utility=biogas contracted_units=100,delivered_units=87.5,paid_base_units="7000000000000000000000",paid_tokens=7000,refunded_base_units="1000000000000000000000",refunded_tokens=1000,tx_hashes="${TX},${ID}" ${AT}`,
+    );
+  });
+
+  it("writes a party's report of a negotiation at its end, leaving out the tags it has not", () => {
+    const report: Payload<'negotiationOutcome'> = {
+      prosumer: 'plant-b',
+      negotiation_id: ID,
+      utility: 'heat',
+      role: 'buyer',
+      requester: false,
+      counterpart: 'plant-a',
+      outcome: 'no-agreement',
+      reason: 'reserves-apart',
+      ended_by: 'counterpart',
+      rounds: 7,
+      started_at_ms: AT - 4_000,
+      ended_at_ms: AT,
+    };
+    expect(toLine(negotiationPoint(report))).toBe(
+      `negotiation,counterpart=plant-a,outcome=no-agreement,prosumer=plant-b,reason=reserves-apart,requester=false,role=buyer,utility=heat negotiation_id="${ID}",rounds=7i,duration_ms=4000i ${AT}`,
+    );
+    const unanswered: Payload<'negotiationOutcome'> = {
+      ...report,
+      requester: true,
+      counterpart: null,
+      outcome: 'no-counterpart',
+      reason: null,
+      ended_by: null,
+      rounds: 0,
+    };
+    expect(toLine(negotiationPoint(unanswered))).toBe(
+      `negotiation,outcome=no-counterpart,prosumer=plant-b,requester=true,role=buyer,utility=heat negotiation_id="${ID}",rounds=0i,duration_ms=4000i ${AT}`,
     );
   });
 

@@ -111,6 +111,26 @@ describe('eip-gateway run on embedded defaults', () => {
             { qos: 1 },
           );
         }
+        // A request nobody answered: into the negotiation log behind the API, and InfluxDB.
+        const negotiationId = `0x${'5a'.repeat(32)}`;
+        await plant.publishAsync(
+          topic('negotiationOutcome', { prosumer: 'plant-a' }),
+          encodePayload('negotiationOutcome', {
+            prosumer: 'plant-a',
+            negotiation_id: negotiationId,
+            utility: 'biogas',
+            role: 'seller',
+            requester: true,
+            counterpart: null,
+            outcome: 'no-counterpart',
+            reason: null,
+            ended_by: null,
+            rounds: 0,
+            started_at_ms: measuredAt,
+            ended_at_ms: measuredAt + 2_000,
+          }),
+          { qos: 1 },
+        );
         const influx = new InfluxDB(`${influxd.url}/eip`);
         let rows: { time: Date; value: number }[] = [];
         // The writer flushes within a second; bounded at 15 s.
@@ -130,6 +150,21 @@ describe('eip-gateway run on embedded defaults', () => {
           [measuredAt + 1, 1001],
           [measuredAt + 2, 1002],
           [measuredAt + 3, 1003],
+        ]);
+        const listed = (await (await fetch(`${gateway.apiUrl}/api/negotiations`)).json()) as {
+          items: { id: string; outcome: string }[];
+        };
+        expect(listed.items).toMatchObject([{ id: negotiationId, outcome: 'no-counterpart' }]);
+        let negotiations: { time: Date; duration_ms: number }[] = [];
+        for (let tries = 0; negotiations.length === 0 && tries < 150; tries++) {
+          negotiations = await influx.query<{ time: Date; duration_ms: number }>(
+            "SELECT duration_ms FROM negotiation WHERE outcome = 'no-counterpart'",
+            { precision: 'ms' },
+          );
+          if (negotiations.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        expect(negotiations.map((r) => [new Date(r.time).getTime(), r.duration_ms])).toEqual([
+          [measuredAt + 2_000, 2_000],
         ]);
       } finally {
         await plant.endAsync(true);

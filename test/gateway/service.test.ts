@@ -159,6 +159,69 @@ describe('the gateway service', () => {
     expect(service.relay.counters.failed).toBe(1);
   });
 
+  it("keeps both parties' reports of a negotiation, and refuses one naming a plant the park lacks", async () => {
+    const id = `0x${'7e'.repeat(32)}`;
+    const report = (
+      from: MqttClient,
+      prosumer: string,
+      fields: Partial<Payload<'negotiationOutcome'>>,
+    ) => {
+      const payload: Payload<'negotiationOutcome'> = {
+        prosumer,
+        negotiation_id: id,
+        utility: 'biogas',
+        role: 'seller',
+        requester: true,
+        counterpart: 'plant-b',
+        outcome: 'no-agreement',
+        reason: 'deadline',
+        ended_by: 'self',
+        rounds: 21,
+        started_at_ms: 1_000,
+        ended_at_ms: 9_000,
+        ...fields,
+      };
+      return from.publishAsync(
+        topic('negotiationOutcome', { prosumer }),
+        encodePayload('negotiationOutcome', payload),
+        { qos: 1 },
+      );
+    };
+    await report(plantA, 'plant-a', {});
+    await report(plantB, 'plant-b', {
+      role: 'buyer',
+      requester: false,
+      counterpart: 'plant-a',
+      ended_by: 'counterpart',
+    });
+    await until(
+      'both reports kept',
+      () => Object.keys(service.negotiations.get(id)?.reported ?? {}).length === 2,
+    );
+    expect(service.negotiations.get(id)).toMatchObject({
+      requester: 'plant-a',
+      responder: 'plant-b',
+      outcome: 'no-agreement',
+      reason: 'deadline',
+      endedBy: 'plant-a',
+    });
+    expect(service.negotiations.counts({}).biogas).toMatchObject({ failed: 1, agreementRate: 0 });
+
+    await report(plantA, 'plant-a', {
+      negotiation_id: `0x${'7f'.repeat(32)}`,
+      counterpart: 'plant-z',
+    });
+    await until('the refusal', () =>
+      inbox.some(
+        (m) =>
+          m.prosumer === 'plant-a' &&
+          m.message.name === 'refusal' &&
+          m.message.payload.message.includes('plant-z is not a plant of this park'),
+      ),
+    );
+    expect(service.negotiations.get(`0x${'7f'.repeat(32)}`)).toBeUndefined();
+  });
+
   it("follows each agent's presence: online as it says, offline by its last will", async () => {
     const status = (state: 'online' | 'offline') =>
       encodePayload('agentStatus', { prosumer: 'plant-a', state, at_ms: Date.now() });

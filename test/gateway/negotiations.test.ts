@@ -1,0 +1,283 @@
+/**
+ * The gateway's negotiation log on its real store (LevelDB in a temporary directory): the two
+ * parties' reports fold into one negotiation, the counts give the agreement rate, a replay changes
+ * nothing, a report that does not fit the park or the other party's is refused and changes
+ * nothing, and it all survives a restart.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isEipError } from '../../core/errors.js';
+import { type Payload, TOPICS } from '../../core/messages/topics.js';
+import { NegotiationLog } from '../../gateway/negotiations/log.js';
+import { ParkDirectory } from '../../gateway/park.js';
+
+type Report = Payload<'negotiationOutcome'>;
+
+const directory = new ParkDirectory({
+  digester: { address: '0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A', meters: {} },
+  brewery: { address: '0x1563915e194D8CfBA1943570603F7606A3115508', meters: {} },
+  dairy: { address: '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed', meters: {} },
+});
+const ALL = { limit: 500 };
+
+let n = 0;
+const newId = () => `0x${(++n).toString(16).padStart(64, '0')}`;
+
+/** A requester's report (the seller, by default) of negotiation `id`. */
+function requested(id: string, overrides: Partial<Report> = {}): Report {
+  return TOPICS.negotiationOutcome.schema.parse({
+    prosumer: 'digester',
+    negotiation_id: id,
+    utility: 'biogas',
+    role: 'seller',
+    requester: true,
+    counterpart: 'brewery',
+    outcome: 'agreed',
+    reason: null,
+    ended_by: null,
+    rounds: 12,
+    started_at_ms: 1_000,
+    ended_at_ms: 5_000,
+    ...overrides,
+  }) as Report;
+}
+
+/** The counterpart's report of the same negotiation. */
+function answered(id: string, overrides: Partial<Report> = {}): Report {
+  return requested(id, {
+    prosumer: 'brewery',
+    role: 'buyer',
+    requester: false,
+    counterpart: 'digester',
+    started_at_ms: 1_200,
+    ended_at_ms: 5_100,
+    ...overrides,
+  });
+}
+
+const failed = (by: 'self' | 'counterpart', reason: Report['reason'] = 'deadline') =>
+  ({ outcome: 'no-agreement', reason, ended_by: by }) as const;
+
+let dir: string;
+let log: NegotiationLog;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'eip-negotiations-'));
+  log = await NegotiationLog.open(dir, directory);
+});
+afterEach(async () => {
+  await log.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function refused(prosumer: string, report: Report): Promise<string> {
+  const error = await log.record(prosumer, report).catch((e: unknown) => e);
+  expect(isEipError(error, 'INVALID_MESSAGE'), String(error)).toBe(true);
+  return (error as Error).message;
+}
+
+describe('NegotiationLog', () => {
+  it("folds both parties' reports into one negotiation", async () => {
+    const id = newId();
+    await log.record('digester', requested(id, failed('self', 'reserves-apart')));
+    const record = await log.record('brewery', answered(id, failed('counterpart')));
+    expect(record).toEqual({
+      id,
+      seq: 1,
+      utility: 'biogas',
+      requester: 'digester',
+      responder: 'brewery',
+      seller: 'digester',
+      buyer: 'brewery',
+      outcome: 'no-agreement',
+      // The party that broke off says why.
+      reason: 'reserves-apart',
+      endedBy: 'digester',
+      rounds: 12,
+      startedAtMs: 1_000,
+      endedAtMs: 5_100,
+      reported: { digester: 'no-agreement', brewery: 'no-agreement' },
+    });
+    expect(log.get(id)).toEqual(record);
+  });
+
+  it('takes the responder first just as well, and lets an agreement win over a proposal', async () => {
+    const id = newId();
+    await log.record('brewery', answered(id, { outcome: 'agreed', rounds: 13 }));
+    const record = await log.record('digester', requested(id, { outcome: 'proposed' }));
+    expect(record).toMatchObject({
+      requester: 'digester',
+      responder: 'brewery',
+      seller: 'digester',
+      buyer: 'brewery',
+      outcome: 'agreed',
+      reason: null,
+      endedBy: null,
+      rounds: 13,
+      reported: { brewery: 'agreed', digester: 'proposed' },
+    });
+  });
+
+  it('ignores a replayed report, but hears a proposal that became an agreement', async () => {
+    const id = newId();
+    await log.record('digester', requested(id, { outcome: 'proposed' }));
+    expect((await log.record('digester', requested(id, { outcome: 'proposed' }))).outcome).toBe(
+      'proposed',
+    );
+    // A replay cannot turn it into something else...
+    const replay = await log.record('digester', requested(id, failed('self')));
+    expect(replay.outcome).toBe('proposed');
+    // ...but a countersignature heard late can.
+    expect((await log.record('digester', requested(id))).outcome).toBe('agreed');
+    expect(log.list({}, ALL).items).toHaveLength(1);
+  });
+
+  it('counts per utility: the agreement rate, rounds to agreement, reasons, unanswered', async () => {
+    const agreed = [newId(), newId(), newId()];
+    for (const [i, id] of agreed.entries()) {
+      await log.record('digester', requested(id, { rounds: 10 + i }));
+    }
+    await log.record('brewery', answered(newId(), failed('self', 'round-limit')));
+    await log.record('digester', requested(newId(), failed('counterpart', 'deadline')));
+    await log.record('digester', requested(newId(), { outcome: 'proposed' }));
+    await log.record(
+      'dairy',
+      requested(newId(), {
+        prosumer: 'dairy',
+        counterpart: null,
+        outcome: 'no-counterpart',
+        rounds: 0,
+      }),
+    );
+    await log.record(
+      'dairy',
+      requested(newId(), { prosumer: 'dairy', utility: 'heat', ...failed('self', 'timeout') }),
+    );
+
+    const park = log.counts({});
+    expect(park.biogas).toEqual({
+      requests: 7,
+      unanswered: 1,
+      agreed: 3,
+      failed: 2,
+      pending: 1,
+      agreementRate: 3 / 5,
+      meanRoundsToAgreement: 11,
+      reasons: { 'round-limit': 1, deadline: 1 },
+    });
+    expect(park.heat).toMatchObject({ requests: 1, failed: 1, agreementRate: 0 });
+    expect(park.electricity).toMatchObject({
+      requests: 0,
+      agreementRate: null,
+      meanRoundsToAgreement: null,
+    });
+    // The dairy's own: its unanswered biogas request, its failed heat negotiation with the brewery.
+    const dairy = log.counts({ party: 'dairy' });
+    expect(dairy.biogas).toMatchObject({ requests: 1, unanswered: 1, agreementRate: null });
+    expect(dairy.heat).toMatchObject({ requests: 1, failed: 1 });
+    expect(log.counts({ party: 'brewery' }).heat.requests).toBe(1);
+  });
+
+  it('pages newest first, filtered by utility, party and outcome', async () => {
+    const ids = [newId(), newId(), newId()];
+    await log.record('digester', requested(ids[0] as string));
+    await log.record('digester', requested(ids[1] as string, failed('self')));
+    await log.record('digester', requested(ids[2] as string, { utility: 'heat' }));
+    // A second report does not move a negotiation in the list.
+    await log.record('brewery', answered(ids[0] as string));
+    const all = log.list({}, ALL).items.map((r) => r.id);
+    expect(all).toEqual([...ids].reverse());
+    const first = log.list({}, { limit: 2 });
+    expect(first.items.map((r) => r.id)).toEqual(all.slice(0, 2));
+    const rest = log.list({}, { limit: 2, before: first.next ?? undefined });
+    expect(rest.items.map((r) => r.id)).toEqual(all.slice(2));
+    expect(rest.next).toBeNull();
+    expect(log.list({ utility: 'heat' }, ALL).items.map((r) => r.id)).toEqual([ids[2]]);
+    expect(log.list({ outcome: 'no-agreement' }, ALL).items.map((r) => r.id)).toEqual([ids[1]]);
+    expect(log.list({ party: 'dairy' }, ALL).items).toEqual([]);
+    expect(log.list({ party: 'brewery' }, ALL).items).toHaveLength(3);
+  });
+
+  it('refuses what does not fit the park or the other party, and keeps nothing of it', async () => {
+    const id = newId();
+    expect(await refused('brewery', requested(id))).toMatch(/reported by brewery for digester/);
+    expect(await refused('digester', requested(id, { counterpart: 'stranger' }))).toMatch(
+      /stranger is not a plant of this park/,
+    );
+    expect(log.get(id)).toBeUndefined();
+
+    await log.record('digester', requested(id));
+    // A third plant cannot report it, nor can the counterpart tell a different story.
+    expect(
+      await refused(
+        'dairy',
+        answered(id, { prosumer: 'dairy', counterpart: 'digester', role: 'buyer' }),
+      ),
+    ).toMatch(/digester reported it with brewery, not with dairy/);
+    expect(await refused('brewery', answered(id, { counterpart: 'dairy' }))).toMatch(
+      /brewery names dairy, but digester reported it/,
+    );
+    expect(await refused('brewery', answered(id, { utility: 'heat' }))).toMatch(
+      /it is biogas, not heat/,
+    );
+    expect(await refused('brewery', answered(id, { role: 'seller' }))).toMatch(
+      /both parties say they were the seller/,
+    );
+    expect(await refused('brewery', answered(id, { requester: true }))).toMatch(
+      /both parties say they made the request/,
+    );
+    expect(log.get(id)?.reported).toEqual({ digester: 'agreed' });
+  });
+
+  it('keeps every report across a restart, in order, and numbers on from there', async () => {
+    const [a, b, c] = [newId(), newId(), newId()];
+    await log.record('digester', requested(a, failed('self')));
+    await log.record('digester', requested(b));
+    await log.record('brewery', answered(a, failed('counterpart')));
+    await log.close();
+    log = await NegotiationLog.open(dir, directory);
+    expect(log.list({}, ALL).items.map((r) => [r.id, r.seq])).toEqual([
+      [b, 2],
+      [a, 1],
+    ]);
+    expect(log.get(a)?.reported).toEqual({ digester: 'no-agreement', brewery: 'no-agreement' });
+    expect((await log.record('digester', requested(c))).seq).toBe(3);
+  });
+});
+
+describe('the negotiationOutcome message', () => {
+  const parse = (overrides: Partial<Record<keyof Report, unknown>>) =>
+    TOPICS.negotiationOutcome.schema.safeParse({ ...requested(newId()), ...overrides });
+  const problems = (overrides: Partial<Record<keyof Report, unknown>>) => {
+    const result = parse(overrides);
+    return result.success
+      ? []
+      : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+
+  it('holds together: no counterpart exactly when nobody answered, a reason exactly when failed', () => {
+    expect(problems({})).toEqual([]);
+    expect(problems({ counterpart: null })).toEqual([
+      'counterpart: must be null exactly when the outcome is no-counterpart',
+    ]);
+    expect(problems({ outcome: 'no-counterpart', counterpart: null, requester: false })).toEqual([
+      'requester: only the requester can have found no counterpart',
+    ]);
+    expect(problems({ counterpart: 'digester' })).toEqual([
+      'counterpart: must not be the prosumer itself',
+    ]);
+    expect(problems({ outcome: 'no-agreement' })).toEqual([
+      'reason: is set exactly when no-agreement',
+      'ended_by: is set exactly when no-agreement',
+    ]);
+    expect(problems({ reason: 'deadline' })).toEqual(['reason: is set exactly when no-agreement']);
+    expect(problems({ ended_at_ms: 999 })).toEqual([
+      'ended_at_ms: must not be before started_at_ms',
+    ]);
+    expect(problems({ reason: 'bored', outcome: 'no-agreement', ended_by: 'self' })).toHaveLength(
+      1,
+    );
+  });
+});
