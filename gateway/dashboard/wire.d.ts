@@ -129,6 +129,26 @@ export interface Utility {
   readonly escrowed: string;
 }
 
+/** One utility's negotiations as their parties reported them. */
+export interface NegotiationCounts {
+  readonly requests: number;
+  readonly unanswered: number;
+  readonly agreed: number;
+  readonly failed: number;
+  readonly pending: number;
+  /** agreed / (agreed + failed); null before any ended either way. */
+  readonly agreementRate: number | null;
+  readonly meanRoundsToAgreement: number | null;
+  readonly reasons: { readonly [reason: string]: number | undefined };
+}
+
+/** GET /api/negotiations/summary, per utility: the park's, and the signed-in plant's own. */
+export interface NegotiationSummary {
+  readonly utility: string;
+  readonly park: NegotiationCounts;
+  readonly own: NegotiationCounts | null;
+}
+
 export interface Block {
   readonly number: number;
   readonly hash: string;

@@ -7,7 +7,8 @@
  * every view must pass a basic accessibility audit (audit.js) in light and dark, work from the
  * keyboard and fit a phone. Screenshots are kept in test-results/dashboard/.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatUnits } from 'ethers';
 import type { InfluxDB } from 'influx';
@@ -15,11 +16,13 @@ import type { BrowserContextOptions, Page, Browser as PlaywrightBrowser } from '
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/logger.js';
 import { type Agreement, structHash } from '../../core/messages/eip712.js';
+import { type Payload, TOPICS } from '../../core/messages/topics.js';
 import { parkNames } from '../../gateway/api/names.js';
 import { type ApiServer, startApiServer } from '../../gateway/api/server.js';
 import type { Session } from '../../gateway/dashboard/wire.js';
 import { forecastUtility } from '../../gateway/forecast/history.js';
 import type { Indexer } from '../../gateway/indexer/indexer.js';
+import { NegotiationLog } from '../../gateway/negotiations/log.js';
 import { ParkDirectory } from '../../gateway/park.js';
 import {
   agreementTerms,
@@ -67,6 +70,8 @@ let browser: PlaywrightBrowser;
 let plant: Session;
 let seeded: Agreement;
 let seededTx: string;
+let negotiations: NegotiationLog;
+let negotiationDir: string;
 
 const idOf = (terms: Agreement) => structHash('Agreement', terms);
 /** As the page shortens addresses and hashes. */
@@ -107,19 +112,46 @@ const weekOfDemand = () =>
     (_, t) => 40 + 25 * Math.sin((2 * Math.PI * (t % DAY)) / DAY) + (((t * 7919) % 11) - 5),
   );
 
-function startApi(): Promise<ApiServer> {
+/** Two negotiations agreed and one broken off at the deadline, as the agents report them. */
+async function reportNegotiations(directory: ParkDirectory): Promise<NegotiationLog> {
+  negotiationDir = mkdtempSync(join(tmpdir(), 'eip-dashboard-negotiations-'));
+  const log = await NegotiationLog.open(negotiationDir, directory);
+  for (const n of [1, 2, 3]) {
+    const failed = n === 3;
+    await log.record(
+      'plant-a',
+      TOPICS.negotiationOutcome.schema.parse({
+        prosumer: 'plant-a',
+        negotiation_id: `0x${n.toString(16).padStart(64, '0')}`,
+        utility: 'biogas',
+        role: 'seller',
+        requester: true,
+        counterpart: 'plant-b',
+        outcome: failed ? 'no-agreement' : 'agreed',
+        reason: failed ? 'deadline' : null,
+        ended_by: failed ? 'counterpart' : null,
+        rounds: 10 + n,
+        started_at_ms: NOW - 60_000,
+        ended_at_ms: NOW,
+      }) as Payload<'negotiationOutcome'>,
+    );
+  }
+  return log;
+}
+
+async function startApi(): Promise<ApiServer> {
+  // The plants by the ids the park gives them, as eip-gateway run names them.
+  const directory = new ParkDirectory({
+    'plant-a': { address: park.seller.address, meters: {} },
+    'plant-b': { address: park.buyer.address, meters: {} },
+  });
+  negotiations = await reportNegotiations(directory);
   // auth: null serves the API as to the operator: sign-in is the stand-in's (site.ts).
   return startApiServer({
     indexer,
     auth: null,
-    // The plants by the ids the park gives them, as eip-gateway run names them.
-    nameOf: parkNames(
-      new ParkDirectory({
-        'plant-a': { address: park.seller.address, meters: {} },
-        'plant-b': { address: park.buyer.address, meters: {} },
-      }),
-      () => indexer.model.utilities(),
-    ),
+    nameOf: parkNames(directory, () => indexer.model.utilities()),
+    negotiations,
     listen: { host: '127.0.0.1', port: 0 },
     logger: silentLogger,
     forecast: (utility) => forecastUtility(influx, utility, NOW),
@@ -204,6 +236,8 @@ describe.runIf(RUN_BROWSER_SUITES)('the dashboard in Chromium', { timeout: 60_00
     await browser?.close();
     await site?.close();
     await api?.close();
+    await negotiations?.close();
+    if (negotiationDir) rmSync(negotiationDir, { recursive: true, force: true });
     await indexer?.stop();
     await park?.close();
   });
@@ -499,7 +533,7 @@ describe.runIf(RUN_BROWSER_SUITES)('the dashboard in Chromium', { timeout: 60_00
     }
   });
 
-  it('shows volumes and statistics worked out from the chain, and says what it cannot show', async () => {
+  it('shows volumes and statistics worked out from the chain, and the agreement rate the agents reported', async () => {
     const { page, close } = await newPage(DESKTOP);
     try {
       const biogas = park.manifest.markets.biogas;
@@ -524,8 +558,11 @@ describe.runIf(RUN_BROWSER_SUITES)('the dashboard in Chromium', { timeout: 60_00
       expect(text).toMatch(
         new RegExp(`Sellers earned above the provider's buying tariff\\s*${tokens(earned)}`),
       );
-      expect(text).toContain('Agreement rate');
-      expect(text).toContain('Not available');
+      // 2 of the 3 reported negotiations agreed, in 11 and 12 rounds; one failed at the deadline.
+      const rate = await page
+        .getByRole('row', { name: /^Biogas \/ natural gas 67 %/ })
+        .textContent();
+      expect(rate).toMatch(/67 %\s*2\s*1\s*0\s*0\s*11\.5\s*deadline 1/);
       expect(await page.locator('svg[role="img"] > title').first().textContent()).toBe(
         'Biogas / natural gas: agreed prices over time',
       );

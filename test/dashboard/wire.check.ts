@@ -5,6 +5,7 @@
  * renamed, retyped or dropped on the server side fails here, not on a control-room screen.
  */
 
+import type { NegotiationSummary } from '../../gateway/api/scope.js';
 import type {
   accountJson,
   agreementJson,
@@ -37,6 +38,7 @@ export type WireChecks = [
     Wire.BlockWithTransactions
   >,
   Fits<ReturnType<typeof statusJson>, Wire.Status>,
+  Fits<NegotiationSummary, Wire.NegotiationSummary>,
   Fits<UtilityForecast, Wire.Forecast>,
   // GET /auth/me answers the session's principal with a name to show.
   Fits<Principal & { who: string }, Wire.Session>,

@@ -1,14 +1,17 @@
 /**
  * Statistics and graphs of the market per utility, worked out from every agreement the API lets
  * the user see: prices over time against the provider's tariffs, savings against those tariffs,
- * delivered against contracted. The agreement rate is not among them: see `rateUnavailable`.
+ * delivered against contracted; and the agreement rate per utility, from the negotiations the
+ * agents reported.
  *
  * @typedef {import('../../wire.js').Agreement} Agreement
  * @typedef {import('../../wire.js').Utility} Utility
+ * @typedef {import('../../wire.js').NegotiationCounts} NegotiationCounts
+ * @typedef {import('../../wire.js').NegotiationSummary} NegotiationSummary
  * @typedef {import('./view.js').View} View
  * @typedef {import('./view.js').Session} Session
  */
-import { allPages, getJson } from '../api.js';
+import { ApiError, allPages, getJson } from '../api.js';
 import { lineChart } from '../charts/line.js';
 import { facts, h, table } from '../dom.js';
 import { number, percent, price, quantity, time, tokens, toNumber } from '../format.js';
@@ -136,15 +139,74 @@ function figures(u, agreements, session) {
   ];
 }
 
-const rateUnavailable = () =>
-  section(
+/** How a share reads: whole percent, or a dash when there is nothing to divide. */
+const share = (/** @type {number | null} */ rate) =>
+  rate === null ? '–' : `${number(rate * 100, 0)} %`;
+
+/** @param {NegotiationCounts} c */
+function reasons(c) {
+  const listed = Object.entries(c.reasons).map(([reason, n]) => `${reason} ${n}`);
+  return listed.length === 0 ? '–' : listed.join(', ');
+}
+
+/**
+ * The agreement rate per utility, from every negotiation the agents reported (the chain holds
+ * only those that ended in an agreement): the park's, and for a plant's staff their own beside it.
+ * @param {readonly NegotiationSummary[] | null} summary null where the gateway keeps none
+ * @param {readonly Utility[]} utilities
+ */
+function agreementRates(summary, utilities) {
+  if (summary === null) {
+    return section(
+      'Agreement rate',
+      empty('Not available: this gateway keeps no record of how negotiations ended.'),
+    );
+  }
+  const own = summary.some((s) => s.own !== null);
+  const name = (/** @type {string} */ id) => utilities.find((u) => u.utility === id)?.name ?? id;
+  /** @type {[string, NegotiationCounts][]} */
+  const rows = summary.flatMap((s) =>
+    s.own === null
+      ? [[name(s.utility), s.park]]
+      : [
+          [`${name(s.utility)}, park`, s.park],
+          [`${name(s.utility)}, yours`, s.own],
+        ],
+  );
+  return section(
     'Agreement rate',
     h(
       'p',
       {},
-      'Not available: the chain, and so the API, holds only the negotiations that ended in an agreement. The rate needs the ones that failed as well, which only the plants’ edge agents know; the gateway would have to collect and serve them.',
+      own
+        ? 'Negotiations as the plants’ agents reported them: the park’s, and those your plant requested or was chosen for.'
+        : 'Negotiations as the plants’ agents reported them.',
+    ),
+    table(
+      'Negotiations and how they ended, per utility',
+      [
+        'Utility',
+        { label: 'Agreement rate', numeric: true },
+        { label: 'Agreed', numeric: true },
+        { label: 'Failed', numeric: true },
+        { label: 'Awaiting countersignature', numeric: true },
+        { label: 'Requests nobody answered', numeric: true },
+        { label: 'Rounds to agreement', numeric: true },
+        'Why they failed',
+      ],
+      rows.map(([label, c]) => [
+        label,
+        share(c.agreementRate),
+        c.agreed,
+        c.failed,
+        c.pending,
+        c.unanswered,
+        c.meanRoundsToAgreement === null ? '–' : number(c.meanRoundsToAgreement, 1),
+        reasons(c),
+      ]),
     ),
   );
+}
 
 /** @type {View} */
 export const statisticsView = {
@@ -152,10 +214,15 @@ export const statisticsView = {
   title: () => 'Statistics',
   reloadOn: ['agreement'],
   async load() {
-    /** @type {[{ items: Agreement[], complete: boolean }, import('../../wire.js').List<Utility>]} */
-    const [agreements, utilities] = await Promise.all([
+    /** @type {[{ items: Agreement[], complete: boolean }, import('../../wire.js').List<Utility>, import('../../wire.js').List<NegotiationSummary> | null]} */
+    const [agreements, utilities, negotiations] = await Promise.all([
       allPages('/api/agreements', MAX_PAGES),
       getJson('/api/utilities'),
+      // 503: the gateway keeps no negotiation log; the rest of the view stands without it.
+      getJson('/api/negotiations/summary').catch((error) => {
+        if (error instanceof ApiError && error.status === 503) return null;
+        throw error;
+      }),
     ]);
     return ({ width, session }) => {
       const scope = agreements.complete
@@ -174,7 +241,7 @@ export const statisticsView = {
               : [...prices(u, own, width), ...figures(u, own, session)],
           );
         }),
-        rateUnavailable(),
+        agreementRates(negotiations?.items ?? null, utilities.items),
       );
     };
   },
