@@ -96,10 +96,24 @@ function summaryText(summary: ParkSummary): string {
     ]),
     ['left', 'left', 'left', 'right', 'right', 'right', 'right', 'right', 'left'],
   );
+  const percent = (rate: number | null) => (rate === null ? '-' : `${Math.round(rate * 100)} %`);
+  const negotiations = textTable(
+    ['utility', 'requests', 'agreed', 'failed', 'nobody answered', 'agreement rate', 'rounds'],
+    Object.entries(summary.negotiations).map(([utility, c]) => [
+      utility,
+      `${c.requests}`,
+      `${c.agreed}`,
+      `${c.failed}`,
+      `${c.unanswered}`,
+      percent(c.agreementRate),
+      c.meanRoundsToAgreement === null ? '-' : c.meanRoundsToAgreement.toFixed(1),
+    ]),
+    ['left', 'right', 'right', 'right', 'right', 'right', 'right'],
+  );
   const stages = textTable(
     ['stage', 'result', 'detail'],
     summary.stages.map((s) => [s.stage, s.ok ? 'ok' : 'FAILED', s.detail]),
     ['left', 'left', 'left'],
   );
-  return `\nAgreements (tokens; full hashes with --json)\n\n${agreements}\n\nStages\n\n${stages}\n\nConfigs, chain and agent data: ${summary.data_dir}\n`;
+  return `\nAgreements (tokens; full hashes with --json)\n\n${agreements}\n\nNegotiations, as the agents reported them\n\n${negotiations}\n\nStages\n\n${stages}\n\nConfigs, chain and agent data: ${summary.data_dir}\n`;
 }

@@ -15,7 +15,7 @@ import { formatUnits, NonceManager, Wallet } from 'ethers';
 import mqtt from 'mqtt';
 import { UtilityToken__factory } from '../../contracts/types/index.js';
 import type { Logger } from '../../core/logger.js';
-import { getUtility, UTILITY_IDS } from '../../core/utilities.js';
+import { getUtility, UTILITY_IDS, type UtilityId } from '../../core/utilities.js';
 import { EdgeAgent } from '../../edge/agent/agent.js';
 import { parseConfig } from '../../edge/config/load.js';
 import { loadProfile } from '../../edge/meters/profiles.js';
@@ -23,6 +23,7 @@ import { generateDemoUsers } from '../../gateway/auth/users.js';
 import { hashPassword } from '../../gateway/broker/credentials.js';
 import { ANVIL_SECOND_KEY } from '../../gateway/chain/anvil.js';
 import { parseGatewayConfig } from '../../gateway/config.js';
+import type { NegotiationCounts } from '../../gateway/negotiations/log.js';
 import { ParkDirectory } from '../../gateway/park.js';
 import { type AgreementRecord, partyName } from '../../gateway/relay/book.js';
 import { type Gateway, startGateway } from '../../gateway/run.js';
@@ -73,6 +74,8 @@ export interface ParkSummary {
     readonly detail: string;
   }[];
   readonly agreements: readonly AgreementSummary[];
+  /** Per utility, the negotiations as the agents reported them to the gateway. */
+  readonly negotiations: Readonly<Record<UtilityId, NegotiationCounts>>;
   readonly readings: number;
   readonly data_dir: string;
 }
@@ -232,9 +235,11 @@ export async function runPark(options: ParkRunOptions): Promise<ParkSummary> {
     follow.poll();
 
     const records = [...gateway.service.book.values()];
+    const negotiations = gateway.service.negotiations.counts({});
     return {
-      ...judge(records, readings, unfinished(gateway)),
+      ...judge(records, negotiations, readings, unfinished(gateway)),
       agreements: records.map(summarize),
+      negotiations,
       readings,
       data_dir: options.dataDir,
     };
@@ -342,7 +347,15 @@ function summarize(record: AgreementRecord): AgreementSummary {
 }
 
 /** Each stage of the day, passed or not, with what shows it. */
-function judge(records: readonly AgreementRecord[], readings: number, pending: number) {
+function judge(
+  records: readonly AgreementRecord[],
+  negotiations: Readonly<Record<UtilityId, NegotiationCounts>>,
+  readings: number,
+  pending: number,
+) {
+  const reported = Object.values(negotiations);
+  const agreed = reported.reduce((n, c) => n + c.agreed, 0);
+  const failedNegotiations = reported.reduce((n, c) => n + c.failed, 0);
   const settled = records.filter((r) => r.state === 'settled');
   const failed = records.filter((r) => r.state === 'failed');
   const refunded = settled.filter((r) => BigInt(r.settlement?.refunded ?? 0) > 0n);
@@ -353,6 +366,11 @@ function judge(records: readonly AgreementRecord[], readings: number, pending: n
       stage: 'negotiation',
       ok: records.some((r) => r.signatures !== undefined),
       detail: `${records.filter((r) => r.signatures !== undefined).length} agreements signed by both parties, ${records.filter((r) => r.signatures === undefined).length} signed orders to the provider`,
+    },
+    {
+      stage: 'negotiation outcomes',
+      ok: agreed > 0,
+      detail: `${agreed} agreed, ${failedNegotiations} failed, as the agents reported them`,
     },
     {
       stage: 'agreements on chain',

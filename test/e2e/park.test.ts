@@ -30,14 +30,21 @@ describe('eip-sim park', () => {
       expect(run.stderr).toMatch(/settled, .* delivered/);
       const summary = JSON.parse(run.stdout);
       expect(summary.ok).toBe(true);
-      expect(summary.stages.map((s: { ok: boolean }) => s.ok)).toEqual([
-        true,
-        true,
-        true,
-        true,
-        true,
-        true,
+      expect(summary.stages.map((s: { stage: string; ok: boolean }) => [s.stage, s.ok])).toEqual([
+        ['meter readings', true],
+        ['negotiation', true],
+        ['negotiation outcomes', true],
+        ['agreements on chain', true],
+        ['metered delivery', true],
+        ['payment', true],
+        ['refund', true],
       ]);
+      // Every peer agreement on chain was reported agreed by the agents that made it.
+      const peer = summary.agreements.filter(
+        (a: { seller: string; buyer: string }) => a.seller !== 'provider' && a.buyer !== 'provider',
+      ).length;
+      const reported = Object.values(summary.negotiations) as { agreed: number }[];
+      expect(reported.reduce((n, c) => n + c.agreed, 0)).toBeGreaterThanOrEqual(peer);
       const utilities = new Set(summary.agreements.map((a: { utility: string }) => a.utility));
       expect(utilities).toEqual(new Set(['biogas', 'electricity', 'heat']));
       for (const a of summary.agreements) {
