@@ -513,6 +513,43 @@ describe.runIf(RUN_BROWSER_SUITES)('the dashboard in Chromium', { timeout: 60_00
     }
   });
 
+  it('fills a control-room screen: larger text, cards side by side, nothing scrolls sideways', async () => {
+    for (const [width, height, rootPx] of [
+      [1920, 1080, 18],
+      [3840, 2160, 22],
+    ] as const) {
+      const { page, errors, close } = await newPage({ ...LOCALE, viewport: { width, height } });
+      try {
+        await page.goto(site.url);
+        await drawn(page, 'Delivery confirmations');
+        expect(await page.evaluate('getComputedStyle(document.documentElement).fontSize')).toBe(
+          `${rootPx}px`,
+        );
+        // The recently settled cards share a row.
+        const tops = await page
+          .locator('.cards')
+          .last()
+          .locator('.card')
+          .evaluateAll((cards) => cards.map((card) => card.getBoundingClientRect().top));
+        expect(tops.length).toBeGreaterThan(1);
+        expect(new Set(tops).size).toBe(1);
+        for (const [name, hash, title] of VIEWS()) {
+          await visit(page, hash, title);
+          const [scrollWidth, innerWidth] = await page.evaluate<[number, number]>(
+            '[document.documentElement.scrollWidth, window.innerWidth]',
+          );
+          expect(scrollWidth, hash).toBeLessThanOrEqual(innerWidth);
+          if (width === 1920 && (name === 'live' || name === 'statistics')) {
+            await screenshot(page, `${name}-control-room`);
+          }
+        }
+        expect(errors).toEqual([]);
+      } finally {
+        await close();
+      }
+    }
+  });
+
   it('fits a phone: no view scrolls sideways at 375 px', async () => {
     const { page, errors, close } = await newPage(PHONE);
     try {
