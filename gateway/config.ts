@@ -68,6 +68,10 @@ export const gatewayConfigSchema = z
     grace_s: z.number().int().min(0).max(86_400).default(3600).meta({
       description: 'Embedded chain only: time for late delivery reports after a window',
     }),
+    negotiation_retain_days: z.number().min(1).max(3660).default(30).meta({
+      description:
+        "How long the agents' reports of how negotiations ended are kept, for the agreement rate (about 1 kB each)",
+    }),
     influx: z
       .strictObject({
         url: z.url(),

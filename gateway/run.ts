@@ -98,6 +98,7 @@ export async function startGateway(options: RunOptions): Promise<Gateway> {
       logger,
       confirmations: config.confirmations,
       replaceAfterMs: config.replace_after_s * 1000,
+      negotiationRetainDays: config.negotiation_retain_days,
       pollMs: options.pollMs ?? (chain.embedded ? 200 : 1000),
       tickMs: options.tickMs ?? 1000,
       onReading: (reading) => {

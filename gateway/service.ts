@@ -33,6 +33,8 @@ export interface GatewayServiceOptions {
   readonly logger: Logger;
   readonly confirmations?: number;
   readonly replaceAfterMs?: number;
+  /** How long negotiation outcomes are kept (the agreement rate is over them); 30 by default. */
+  readonly negotiationRetainDays?: number;
   /** How often the chain is asked for receipts. */
   readonly pollMs?: number;
   /** How often due settlements and postponed submissions are looked at. */
@@ -71,6 +73,7 @@ export async function startGatewayService(options: GatewayServiceOptions): Promi
   const negotiations = await NegotiationLog.open(
     join(options.dataDir, 'negotiations'),
     options.directory,
+    { retainDays: options.negotiationRetainDays ?? 30, now },
   );
   const presence = new Map<string, Payload<'agentStatus'>>();
 

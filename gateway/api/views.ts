@@ -18,7 +18,7 @@ import {
   type UtilityRecord,
 } from '../indexer/model.js';
 import type { Cursor, Page } from '../indexer/page.js';
-import type { NegotiationRecord } from '../negotiations/log.js';
+import { type NegotiationRecord, reportedBy } from '../negotiations/log.js';
 
 /**
  * The name the park gives an account: the id of the plant that trades with it (the park
@@ -103,8 +103,8 @@ export function agreementJson(a: AgreementRecord, nameOf: NameOf) {
 }
 
 export function negotiationJson(n: NegotiationRecord) {
-  const { seq: _position, ...record } = n;
-  return { ...record, reported: { ...n.reported } };
+  const { seq: _position, requesterSaid: _r, responderSaid: _s, ...record } = n;
+  return { ...record, reported: reportedBy(n) };
 }
 
 export function blockJson(b: BlockRecord) {

@@ -2,8 +2,8 @@
  * Every negotiation the park's agents report, agreed or not: the chain holds only those that
  * ended in an agreement, so the agreement rate, the reasons negotiations fail and the requests
  * nobody answered come from here. Each party reports its own view once (through its durable
- * outbox, so a replay may repeat it); the log keeps each party's report and folds them into one
- * record per negotiation.
+ * outbox, so a replay may repeat it); the log folds the two into one record per negotiation.
+ * The reports themselves are not kept: InfluxDB has each one, when the gateway writes there.
  *
  * Reports are checked against the park directory and against each other: a plant reports only
  * under its own id (the broker's ACL and the topic binding see to that), its counterpart must be
@@ -13,7 +13,9 @@
  * and the park's total (a limit noted in the API's README).
  *
  * Stored in a JsonStore (LevelDB, mirrored in memory) under the gateway's data directory, each
- * report synced before the gateway acknowledges it.
+ * report synced before the gateway acknowledges it. A record is about 1 kB in memory, so the log
+ * keeps the negotiations of the last `retainDays` (by when they ended) and forgets older ones, on
+ * disk too; the counts, and so the agreement rate, are over what it keeps.
  */
 import { EipError } from '../../core/errors.js';
 import type { NEGOTIATION_OUTCOMES } from '../../core/messages/schemas.js';
@@ -27,13 +29,7 @@ type Report = Payload<'negotiationOutcome'>;
 export type Outcome = (typeof NEGOTIATION_OUTCOMES)[number];
 export type BreakOffReason = NonNullable<Report['reason']>;
 
-/** What is stored per negotiation: the order it was first reported in, and each party's report. */
-interface Stored {
-  readonly seq: number;
-  readonly reports: readonly Report[];
-}
-
-/** One negotiation as its parties' reports add up. Parties are plant ids. */
+/** One negotiation as its parties' reports add up; what is stored. Parties are plant ids. */
 export interface NegotiationRecord {
   readonly id: string;
   /** Order of the first report: the log's position, for paging. */
@@ -56,8 +52,19 @@ export interface NegotiationRecord {
   readonly rounds: number;
   readonly startedAtMs: number;
   readonly endedAtMs: number;
-  /** What each party reported, by plant id. */
-  readonly reported: Readonly<Record<string, Outcome>>;
+  /** What each party reported; null before it did (two fields, not a map: a fifth the memory). */
+  readonly requesterSaid: Outcome | null;
+  readonly responderSaid: Outcome | null;
+}
+
+/** What each party reported, by plant id. */
+export function reportedBy(record: NegotiationRecord): Record<string, Outcome> {
+  const reported: Record<string, Outcome> = {};
+  if (record.requesterSaid !== null) reported[record.requester] = record.requesterSaid;
+  if (record.responder !== null && record.responderSaid !== null) {
+    reported[record.responder] = record.responderSaid;
+  }
+  return reported;
 }
 
 export interface NegotiationFilter {
@@ -84,6 +91,13 @@ export interface NegotiationCounts {
   readonly reasons: Readonly<Partial<Record<BreakOffReason, number>>>;
 }
 
+export interface NegotiationLogOptions {
+  /** Negotiations that ended longer ago are forgotten. */
+  readonly retainDays: number;
+  /** Unix ms. */
+  readonly now?: () => number;
+}
+
 const RANK: Readonly<Record<Outcome, number>> = {
   agreed: 3,
   'no-agreement': 2,
@@ -91,28 +105,46 @@ const RANK: Readonly<Record<Outcome, number>> = {
   'no-counterpart': 0,
 };
 
+const DAY_MS = 86_400_000;
+/** Forgetting is looked at no more often than this: it walks the oldest records. */
+const PRUNE_EVERY_MS = 60_000;
+
 const positionOf = (record: NegotiationRecord): Cursor => ({ block: record.seq, logIndex: 0 });
 
 export class NegotiationLog {
-  private readonly records = new Map<string, NegotiationRecord>();
-  /** By seq, ascending: the order `newestFirst` pages in. */
-  private readonly ordered: NegotiationRecord[] = [];
-  /** Where each negotiation is in `ordered`, to replace it when its second report comes. */
-  private readonly positions = new Map<string, number>();
+  /** By seq, ascending: the order `newestFirst` pages in; the same objects as the store's. */
+  private ordered: NegotiationRecord[];
+  /** Per negotiation, the report being taken: the next one waits for it. */
+  private readonly queues = new Map<string, Promise<void>>();
+  /**
+   * The last number given. A report whose write fails leaves its number unused: a gap, which
+   * paging does not mind, where reusing it could put two negotiations at one position.
+   */
+  private lastSeq: number;
+  private readonly now: () => number;
+  private prunedAt = Number.NEGATIVE_INFINITY;
 
   private constructor(
-    private readonly store: JsonStore<Stored>,
+    private readonly store: JsonStore<NegotiationRecord>,
     private readonly directory: Pick<ParkDirectory, 'addressOf'>,
+    private readonly options: NegotiationLogOptions,
+    private readonly names: Interner,
   ) {
-    const stored = [...store.values()].sort((a, b) => a.seq - b.seq);
-    for (const entry of stored) this.index(fold(entry));
+    this.now = options.now ?? Date.now;
+    this.ordered = [...store.values()].sort((a, b) => a.seq - b.seq);
+    this.lastSeq = this.ordered.at(-1)?.seq ?? 0;
   }
 
   static async open(
     dir: string,
     directory: Pick<ParkDirectory, 'addressOf'>,
+    options: NegotiationLogOptions,
   ): Promise<NegotiationLog> {
-    return new NegotiationLog(await JsonStore.open<Stored>(dir), directory);
+    const names = new Interner();
+    const store = await JsonStore.open(dir, (stored) => names.record(stored as NegotiationRecord));
+    const log = new NegotiationLog(store, directory, options, names);
+    await log.prune();
+    return log;
   }
 
   /**
@@ -121,38 +153,26 @@ export class NegotiationLog {
    * that does not fit the park or the other party's report is refused as INVALID_MESSAGE, saying
    * why, and changes nothing.
    */
-  async record(prosumer: string, report: Report): Promise<NegotiationRecord> {
+  record(prosumer: string, report: Report): Promise<NegotiationRecord> {
     const id = report.negotiation_id;
-    const where = `negotiation ${id.slice(0, 10)}…`;
-    if (report.prosumer !== prosumer)
-      refuse(`${where}: reported by ${prosumer} for ${report.prosumer}`);
-    for (const plant of [prosumer, report.counterpart]) {
-      if (plant !== null && this.directory.addressOf(plant) === undefined) {
-        refuse(`${where}: ${plant} is not a plant of this park`);
-      }
-    }
-    const stored = this.store.get(id);
-    const reports = stored?.reports ?? [];
-    const earlier = reports.find((r) => r.prosumer === prosumer);
-    let next: readonly Report[];
-    if (earlier !== undefined) {
-      const upgraded = earlier.outcome === 'proposed' && report.outcome === 'agreed';
-      if (!upgraded) return this.records.get(id) as NegotiationRecord;
-      next = reports.map((r) => (r === earlier ? report : r));
-    } else {
-      const other = reports[0];
-      if (other !== undefined) checkPair(where, other, report);
-      next = [...reports, report];
-    }
-    const entry: Stored = { seq: stored?.seq ?? this.nextSeq(), reports: next };
-    await this.store.put(id, entry);
-    const record = fold(entry);
-    this.index(record);
-    return record;
+    // The reports of one negotiation are taken one after the other, so the second sees the
+    // first; those of different negotiations go on together, and share the store's synced
+    // batches (found by the bench: both parties' reports at once kept only the later one).
+    const previous = this.queues.get(id) ?? Promise.resolve();
+    const taken = previous.then(() => this.take(prosumer, report));
+    const done = taken.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queues.set(id, done);
+    void done.then(() => {
+      if (this.queues.get(id) === done) this.queues.delete(id);
+    });
+    return taken;
   }
 
   get(id: string): NegotiationRecord | undefined {
-    return this.records.get(id);
+    return this.store.get(id);
   }
 
   list(filter: NegotiationFilter, request: PageRequest): Page<NegotiationRecord> {
@@ -180,19 +200,99 @@ export class NegotiationLog {
     return this.store.close();
   }
 
-  private nextSeq(): number {
-    return (this.ordered.at(-1)?.seq ?? 0) + 1;
+  private async take(prosumer: string, report: Report): Promise<NegotiationRecord> {
+    const id = report.negotiation_id;
+    const where = `negotiation ${id.slice(0, 10)}…`;
+    if (report.prosumer !== prosumer) {
+      refuse(`${where}: reported by ${prosumer} for ${report.prosumer}`);
+    }
+    for (const plant of [prosumer, report.counterpart]) {
+      if (plant !== null && this.directory.addressOf(plant) === undefined) {
+        refuse(`${where}: ${plant} is not a plant of this park`);
+      }
+    }
+    const known = this.store.get(id);
+    // Numbered now, not from what is already kept: others may be on their way to the disk.
+    const record = this.names.record(
+      known === undefined ? first(++this.lastSeq, report) : merge(where, known, report),
+    );
+    if (record === known) return known;
+    await this.store.put(id, record);
+    this.place(record, known);
+    if (this.now() - this.prunedAt >= PRUNE_EVERY_MS) await this.prune();
+    return record;
   }
 
-  private index(record: NegotiationRecord): void {
-    const at = this.positions.get(record.id);
-    if (at === undefined) {
-      this.positions.set(record.id, this.ordered.length);
+  /** Puts `record` where `known` was in `ordered`, or at the end when it is new. */
+  private place(record: NegotiationRecord, known: NegotiationRecord | undefined): void {
+    if (known === undefined) {
       this.ordered.push(record);
-    } else {
-      this.ordered[at] = record;
+      return;
     }
-    this.records.set(record.id, record);
+    const at = this.indexOf(known.seq);
+    if (this.ordered[at] === known) this.ordered[at] = record;
+  }
+
+  /** Binary search: `ordered` is sorted by seq. */
+  private indexOf(seq: number): number {
+    let low = 0;
+    let high = this.ordered.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((this.ordered[middle] as NegotiationRecord).seq < seq) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  /**
+   * Forgets the negotiations that ended before the retention window. They are oldest first in
+   * `ordered`, near enough: a negotiation is numbered when it is first reported, when it ended.
+   */
+  private async prune(): Promise<void> {
+    this.prunedAt = this.now();
+    const horizon = this.prunedAt - this.options.retainDays * DAY_MS;
+    let expired = 0;
+    while (expired < this.ordered.length && (this.ordered[expired]?.endedAtMs ?? 0) < horizon) {
+      expired++;
+    }
+    if (expired === 0) return;
+    const gone = this.ordered.slice(0, expired);
+    this.ordered = this.ordered.slice(expired);
+    await Promise.all(gone.map((record) => this.store.delete(record.id)));
+  }
+}
+
+/**
+ * One copy of each plant id and word in memory: every record repeats a few of them (parties,
+ * utility, outcome, reason), and a string parsed from JSON or MQTT is a copy of its own. Halves
+ * what a record holds.
+ */
+class Interner {
+  private readonly seen = new Map<string, string>();
+
+  private one<T extends string | null>(text: T): T {
+    if (text === null) return text;
+    const kept = this.seen.get(text);
+    if (kept !== undefined) return kept as T;
+    this.seen.set(text, text);
+    return text;
+  }
+
+  record(r: NegotiationRecord): NegotiationRecord {
+    return {
+      ...r,
+      utility: this.one(r.utility),
+      requester: this.one(r.requester),
+      responder: this.one(r.responder),
+      seller: this.one(r.seller),
+      buyer: this.one(r.buyer),
+      outcome: this.one(r.outcome),
+      reason: this.one(r.reason),
+      endedBy: this.one(r.endedBy),
+      requesterSaid: this.one(r.requesterSaid),
+      responderSaid: this.one(r.responderSaid),
+    };
   }
 }
 
@@ -200,60 +300,82 @@ function refuse(message: string): never {
   throw new EipError('INVALID_MESSAGE', message);
 }
 
-/** The second party's report must be the other side of the first's negotiation. */
-function checkPair(where: string, first: Report, second: Report): void {
-  const problem =
-    first.counterpart !== second.prosumer
-      ? `${first.prosumer} reported it with ${first.counterpart ?? 'no counterpart'}, not with ${second.prosumer}`
-      : second.counterpart !== first.prosumer
-        ? `${second.prosumer} names ${second.counterpart ?? 'no counterpart'}, but ${first.prosumer} reported it`
-        : first.utility !== second.utility
-          ? `it is ${first.utility}, not ${second.utility}`
-          : first.role === second.role
-            ? `both parties say they were the ${first.role}`
-            : first.requester === second.requester
-              ? `both parties say they ${first.requester ? 'made' : 'answered'} the request`
-              : null;
-  if (problem !== null) refuse(`${where}: ${problem}`);
+/** A negotiation as its first report tells it. */
+function first(seq: number, report: Report): NegotiationRecord {
+  const { prosumer, counterpart } = report;
+  const failed = report.outcome === 'no-agreement';
+  return {
+    id: report.negotiation_id,
+    seq,
+    utility: report.utility,
+    requester: report.requester ? prosumer : (counterpart as string),
+    responder: report.requester ? counterpart : prosumer,
+    seller: report.role === 'seller' ? prosumer : counterpart,
+    buyer: report.role === 'buyer' ? prosumer : counterpart,
+    outcome: report.outcome,
+    reason: failed ? report.reason : null,
+    endedBy: failed ? (report.ended_by === 'self' ? prosumer : counterpart) : null,
+    rounds: report.rounds,
+    startedAtMs: report.started_at_ms,
+    endedAtMs: report.ended_at_ms,
+    requesterSaid: report.requester ? report.outcome : null,
+    responderSaid: report.requester ? null : report.outcome,
+  };
 }
 
-function fold({ seq, reports }: Stored): NegotiationRecord {
-  const first = reports[0] as Report;
-  const other = first.counterpart;
-  const [requester, responder] = first.requester
-    ? [first.prosumer, other]
-    : [other, first.prosumer];
-  const [seller, buyer] =
-    first.role === 'seller' ? [first.prosumer, other] : [other, first.prosumer];
-  const outcome = reports.reduce<Outcome>(
-    (best, r) => (RANK[r.outcome] > RANK[best] ? r.outcome : best),
-    first.outcome,
-  );
+/**
+ * The negotiation with one more report: the other party's, which must be the other side of the
+ * same negotiation, or a repeat of one already taken (`known` itself, unless a proposal became
+ * an agreement).
+ */
+function merge(where: string, known: NegotiationRecord, report: Report): NegotiationRecord {
+  const { prosumer } = report;
+  const side = prosumer === known.requester ? 'requesterSaid' : 'responderSaid';
+  const earlier = prosumer === known.requester || prosumer === known.responder ? known[side] : null;
+  if (earlier !== null) {
+    if (earlier !== 'proposed' || report.outcome !== 'agreed') return known;
+    return withSaid(known, side, report.outcome);
+  }
+  const firstParty = known.requesterSaid !== null ? known.requester : (known.responder as string);
+  const problem =
+    known.responder === null || (prosumer !== known.requester && prosumer !== known.responder)
+      ? `${firstParty} reported it with ${known.responder === null ? 'no counterpart' : firstParty === known.requester ? known.responder : known.requester}, not with ${prosumer}`
+      : report.counterpart !== firstParty
+        ? `${prosumer} names ${report.counterpart ?? 'no counterpart'}, but ${firstParty} reported it`
+        : known.utility !== report.utility
+          ? `it is ${known.utility}, not ${report.utility}`
+          : known[report.role] !== prosumer
+            ? `both parties say they were the ${report.role}`
+            : (known.requester === prosumer) !== report.requester
+              ? `both parties say they ${report.requester ? 'made' : 'answered'} the request`
+              : null;
+  if (problem !== null) refuse(`${where}: ${problem}`);
   // Who broke off knows why best: its own report, where there is one.
-  const failed = reports
-    .filter((r) => r.outcome === 'no-agreement')
-    .sort((a, b) => Number(b.ended_by === 'self') - Number(a.ended_by === 'self'))[0];
-  return {
-    id: first.negotiation_id,
-    seq,
-    utility: first.utility,
-    requester: requester as string,
-    responder,
-    seller,
-    buyer,
-    outcome,
-    reason: outcome === 'no-agreement' ? (failed?.reason ?? null) : null,
-    endedBy:
-      outcome === 'no-agreement' && failed !== undefined
-        ? failed.ended_by === 'self'
-          ? failed.prosumer
-          : failed.counterpart
-        : null,
-    rounds: Math.max(...reports.map((r) => r.rounds)),
-    startedAtMs: Math.min(...reports.map((r) => r.started_at_ms)),
-    endedAtMs: Math.max(...reports.map((r) => r.ended_at_ms)),
-    reported: Object.fromEntries(reports.map((r) => [r.prosumer, r.outcome])),
-  };
+  const tells =
+    report.outcome === 'no-agreement' && (known.reason === null || report.ended_by === 'self');
+  return withSaid(
+    {
+      ...known,
+      reason: tells ? report.reason : known.reason,
+      endedBy: tells ? (report.ended_by === 'self' ? prosumer : firstParty) : known.endedBy,
+      rounds: Math.max(known.rounds, report.rounds),
+      startedAtMs: Math.min(known.startedAtMs, report.started_at_ms),
+      endedAtMs: Math.max(known.endedAtMs, report.ended_at_ms),
+    },
+    side,
+    report.outcome,
+  );
+}
+
+/** `record` with one party's word, and the outcome both add up to: the higher in RANK. */
+function withSaid(
+  record: NegotiationRecord,
+  side: 'requesterSaid' | 'responderSaid',
+  said: Outcome,
+): NegotiationRecord {
+  const next = { ...record, [side]: said };
+  const other = side === 'requesterSaid' ? next.responderSaid : next.requesterSaid;
+  return { ...next, outcome: other !== null && RANK[other] > RANK[said] ? other : said };
 }
 
 function matches(record: NegotiationRecord, filter: NegotiationFilter): boolean {

@@ -28,7 +28,11 @@ export class JsonStore<T> {
     private readonly where: string,
   ) {}
 
-  static async open<T>(dir: string): Promise<JsonStore<T>> {
+  /** `revive` makes each stored record's value as it is read at open (the parsed JSON by default). */
+  static async open<T>(
+    dir: string,
+    revive: (stored: unknown) => T = (stored) => stored as T,
+  ): Promise<JsonStore<T>> {
     const db = new ClassicLevel<string, string>(dir, { valueEncoding: 'utf8' });
     try {
       await db.open();
@@ -38,7 +42,7 @@ export class JsonStore<T> {
       });
     }
     const records = new Map<string, T>();
-    for await (const [key, value] of db.iterator()) records.set(key, JSON.parse(value) as T);
+    for await (const [key, value] of db.iterator()) records.set(key, revive(JSON.parse(value)));
     return new JsonStore(db, records, dir);
   }
 

@@ -115,7 +115,7 @@ const weekOfDemand = () =>
 /** Two negotiations agreed and one broken off at the deadline, as the agents report them. */
 async function reportNegotiations(directory: ParkDirectory): Promise<NegotiationLog> {
   negotiationDir = mkdtempSync(join(tmpdir(), 'eip-dashboard-negotiations-'));
-  const log = await NegotiationLog.open(negotiationDir, directory);
+  const log = await NegotiationLog.open(negotiationDir, directory, { retainDays: 3660 });
   for (const n of [1, 2, 3]) {
     const failed = n === 3;
     await log.record(

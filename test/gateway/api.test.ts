@@ -76,7 +76,7 @@ beforeAll(async () => {
   });
   // The open API (no sign-in): what it serves; test/gateway/auth.test.ts narrows it per caller.
   negotiationDir = mkdtempSync(join(tmpdir(), 'eip-api-negotiations-'));
-  negotiations = await NegotiationLog.open(negotiationDir, directory);
+  negotiations = await NegotiationLog.open(negotiationDir, directory, { retainDays: 3660 });
   api = await startApiServer({
     indexer,
     auth: null,
@@ -417,6 +417,8 @@ describe('GET /api/events', () => {
 });
 
 describe('negotiations', () => {
+  /** An hour ago: the log keeps what ended within its retention. */
+  const T0 = Date.now() - 3_600_000;
   const negotiationId = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
   const report = (n: number, fields: Partial<Payload<'negotiationOutcome'>> = {}) =>
     TOPICS.negotiationOutcome.schema.parse({
@@ -430,8 +432,8 @@ describe('negotiations', () => {
       reason: null,
       ended_by: null,
       rounds: 11,
-      started_at_ms: 1_000 * n,
-      ended_at_ms: 1_000 * n + 500,
+      started_at_ms: T0 + 1_000 * n,
+      ended_at_ms: T0 + 1_000 * n + 500,
       ...fields,
     }) as Payload<'negotiationOutcome'>;
 
@@ -470,8 +472,8 @@ describe('negotiations', () => {
       reason: 'deadline',
       endedBy: 'brewery',
       rounds: 11,
-      startedAtMs: 2_000,
-      endedAtMs: 2_500,
+      startedAtMs: T0 + 2_000,
+      endedAtMs: T0 + 2_500,
       reported: { digester: 'no-agreement', brewery: 'no-agreement' },
     });
     const first = await get('/api/negotiations?limit=2');

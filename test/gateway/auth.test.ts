@@ -119,7 +119,7 @@ beforeAll(async () => {
     clock: () => Date.now() + skewMs,
   });
   negotiationDir = mkdtempSync(join(tmpdir(), 'eip-auth-negotiations-'));
-  negotiations = await NegotiationLog.open(negotiationDir, directory);
+  negotiations = await NegotiationLog.open(negotiationDir, directory, { retainDays: 3660 });
   api = await startApiServer({
     indexer,
     auth,
@@ -366,8 +366,8 @@ describe('what each caller sees', () => {
           reason: null,
           ended_by: null,
           rounds: 9,
-          started_at_ms: 1_000,
-          ended_at_ms: 2_000,
+          started_at_ms: Date.now() - 60_000,
+          ended_at_ms: Date.now(),
           ...fields,
         }) as Payload<'negotiationOutcome'>,
       );

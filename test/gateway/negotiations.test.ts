@@ -10,7 +10,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isEipError } from '../../core/errors.js';
 import { type Payload, TOPICS } from '../../core/messages/topics.js';
-import { NegotiationLog } from '../../gateway/negotiations/log.js';
+import {
+  NegotiationLog,
+  type NegotiationRecord,
+  reportedBy,
+} from '../../gateway/negotiations/log.js';
 import { ParkDirectory } from '../../gateway/park.js';
 
 type Report = Payload<'negotiationOutcome'>;
@@ -60,12 +64,16 @@ function answered(id: string, overrides: Partial<Report> = {}): Report {
 const failed = (by: 'self' | 'counterpart', reason: Report['reason'] = 'deadline') =>
   ({ outcome: 'no-agreement', reason, ended_by: by }) as const;
 
+const DAY_MS = 86_400_000;
 let dir: string;
 let log: NegotiationLog;
+/** The log's clock: the reports below end a few seconds into it. */
+let clock = 10_000;
 
 beforeEach(async () => {
+  clock = 10_000;
   dir = mkdtempSync(join(tmpdir(), 'eip-negotiations-'));
-  log = await NegotiationLog.open(dir, directory);
+  log = await NegotiationLog.open(dir, directory, { retainDays: 1, now: () => clock });
 });
 afterEach(async () => {
   await log.close();
@@ -98,7 +106,8 @@ describe('NegotiationLog', () => {
       rounds: 12,
       startedAtMs: 1_000,
       endedAtMs: 5_100,
-      reported: { digester: 'no-agreement', brewery: 'no-agreement' },
+      requesterSaid: 'no-agreement',
+      responderSaid: 'no-agreement',
     });
     expect(log.get(id)).toEqual(record);
   });
@@ -116,7 +125,8 @@ describe('NegotiationLog', () => {
       reason: null,
       endedBy: null,
       rounds: 13,
-      reported: { brewery: 'agreed', digester: 'proposed' },
+      requesterSaid: 'proposed',
+      responderSaid: 'agreed',
     });
   });
 
@@ -200,6 +210,31 @@ describe('NegotiationLog', () => {
     expect(log.list({ party: 'brewery' }, ALL).items).toHaveLength(3);
   });
 
+  it('takes reports that arrive together: both parties at once, many negotiations at once', async () => {
+    const both = newId();
+    const [first, second] = await Promise.all([
+      log.record('digester', requested(both, failed('self'))),
+      log.record('brewery', answered(both, failed('counterpart'))),
+    ]);
+    expect(reportedBy(first)).toEqual({ digester: 'no-agreement' });
+    expect(reportedBy(second)).toEqual({ digester: 'no-agreement', brewery: 'no-agreement' });
+    const ids = Array.from({ length: 50 }, newId);
+    await Promise.all(
+      ids.flatMap((id) => [
+        log.record('digester', requested(id)),
+        log.record('brewery', answered(id)),
+      ]),
+    );
+    const listed = log.list({}, ALL).items;
+    expect(listed.map((r) => r.id)).toEqual([...ids].reverse().concat(both));
+    expect(new Set(listed.map((r) => r.seq)).size).toBe(51);
+    expect(listed.every((r) => Object.keys(reportedBy(r)).length === 2)).toBe(true);
+    // And as they were on disk.
+    await log.close();
+    log = await NegotiationLog.open(dir, directory, { retainDays: 1, now: () => clock });
+    expect(log.list({}, ALL).items).toEqual(listed);
+  });
+
   it('refuses what does not fit the park or the other party, and keeps nothing of it', async () => {
     const id = newId();
     expect(await refused('brewery', requested(id))).toMatch(/reported by brewery for digester/);
@@ -228,7 +263,7 @@ describe('NegotiationLog', () => {
     expect(await refused('brewery', answered(id, { requester: true }))).toMatch(
       /both parties say they made the request/,
     );
-    expect(log.get(id)?.reported).toEqual({ digester: 'agreed' });
+    expect(reportedBy(log.get(id) as NegotiationRecord)).toEqual({ digester: 'agreed' });
   });
 
   it('keeps every report across a restart, in order, and numbers on from there', async () => {
@@ -237,13 +272,40 @@ describe('NegotiationLog', () => {
     await log.record('digester', requested(b));
     await log.record('brewery', answered(a, failed('counterpart')));
     await log.close();
-    log = await NegotiationLog.open(dir, directory);
+    log = await NegotiationLog.open(dir, directory, { retainDays: 1, now: () => clock });
     expect(log.list({}, ALL).items.map((r) => [r.id, r.seq])).toEqual([
       [b, 2],
       [a, 1],
     ]);
-    expect(log.get(a)?.reported).toEqual({ digester: 'no-agreement', brewery: 'no-agreement' });
+    expect(reportedBy(log.get(a) as NegotiationRecord)).toEqual({
+      digester: 'no-agreement',
+      brewery: 'no-agreement',
+    });
     expect((await log.record('digester', requested(c))).seq).toBe(3);
+  });
+});
+
+describe('retention', () => {
+  it('forgets negotiations that ended before the window, in memory and on disk', async () => {
+    const [old, recent] = [newId(), newId()];
+    await log.record('digester', requested(old));
+    clock = DAY_MS;
+    await log.record(
+      'digester',
+      requested(recent, { started_at_ms: DAY_MS - 1_000, ended_at_ms: DAY_MS }),
+    );
+    expect(log.list({}, ALL).items.map((r) => r.id)).toEqual([recent, old]);
+    // A day after the first ended (and a minute after the last look), it is forgotten.
+    clock = DAY_MS + 60_000;
+    await log.record('brewery', answered(recent));
+    expect(log.list({}, ALL).items.map((r) => r.id)).toEqual([recent]);
+    expect(log.get(old)).toBeUndefined();
+    expect(log.counts({}).biogas.requests).toBe(1);
+    await log.close();
+    log = await NegotiationLog.open(dir, directory, { retainDays: 1, now: () => clock });
+    expect(log.list({}, ALL).items.map((r) => [r.id, r.seq])).toEqual([[recent, 2]]);
+    // Numbering goes on from what is kept, so a new one still pages after the rest.
+    expect((await log.record('digester', requested(newId()))).seq).toBe(3);
   });
 });
 
