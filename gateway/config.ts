@@ -70,7 +70,7 @@ export const gatewayConfigSchema = z
     }),
     negotiation_retain_days: z.number().min(1).max(3660).default(30).meta({
       description:
-        "How long the agents' reports of how negotiations ended are kept, for the agreement rate (about 1 kB each)",
+        "How long the agents' reports of how negotiations ended are kept, for the agreement rate (about 300 bytes of memory each)",
     }),
     influx: z
       .strictObject({

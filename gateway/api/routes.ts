@@ -168,7 +168,9 @@ export const ROUTES: readonly Route[] = [
   ),
   // Before /api/negotiations/:id, which "summary" would otherwise match (and fail as an id).
   route('/api/negotiations/summary', { params: NONE, query: NONE }, (_, { negotiations }) =>
-    withNegotiations(negotiations, (view) => ok({ items: view.summary() })),
+    withNegotiations(negotiations, (view) =>
+      ok({ items: view.summary(), retainDays: view.retainDays }),
+    ),
   ),
   route(
     '/api/negotiations/:id',

@@ -57,7 +57,7 @@ export type ModelView = Pick<
 >;
 
 /** What the scope reads of the negotiation log. */
-export type NegotiationReader = Pick<NegotiationLog, 'list' | 'get' | 'counts'>;
+export type NegotiationReader = Pick<NegotiationLog, 'list' | 'get' | 'counts' | 'retainDays'>;
 
 /** One utility's negotiation counts: the park's, and the caller's plant's own. */
 export interface NegotiationSummary {
@@ -72,6 +72,8 @@ export interface NegotiationView {
   list(filter: NegotiationFilter, request: PageRequest): Page<NegotiationRecord>;
   get(id: string): NegotiationRecord | undefined;
   summary(): readonly NegotiationSummary[];
+  /** The days the summary and the list reach back. */
+  readonly retainDays: number;
 }
 
 /** One of the indexer's change events, as the event stream forwards it. */
@@ -108,6 +110,7 @@ export function scopeOf(
         list: (filter, request) => log.list(filter, request),
         get: (id) => log.get(id),
         summary: () => summarise(log, null),
+        retainDays: log.retainDays,
       },
       change: (change) => change,
     };
@@ -143,6 +146,7 @@ function plantNegotiations(id: string, log: NegotiationReader): NegotiationView 
         : EMPTY,
     get: (negotiation) => own(log.get(negotiation)),
     summary: () => summarise(log, id),
+    retainDays: log.retainDays,
   };
 }
 

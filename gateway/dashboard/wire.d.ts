@@ -142,7 +142,13 @@ export interface NegotiationCounts {
   readonly reasons: { readonly [reason: string]: number | undefined };
 }
 
-/** GET /api/negotiations/summary, per utility: the park's, and the signed-in plant's own. */
+/** GET /api/negotiations/summary: per utility, and the days it reaches back. */
+export interface NegotiationSummaries {
+  readonly items: readonly NegotiationSummary[];
+  readonly retainDays: number;
+}
+
+/** Per utility: the park's, and the signed-in plant's own. */
 export interface NegotiationSummary {
   readonly utility: string;
   readonly park: NegotiationCounts;

@@ -38,7 +38,7 @@ export type WireChecks = [
     Wire.BlockWithTransactions
   >,
   Fits<ReturnType<typeof statusJson>, Wire.Status>,
-  Fits<NegotiationSummary, Wire.NegotiationSummary>,
+  Fits<{ items: NegotiationSummary[]; retainDays: number }, Wire.NegotiationSummaries>,
   Fits<UtilityForecast, Wire.Forecast>,
   // GET /auth/me answers the session's principal with a name to show.
   Fits<Principal & { who: string }, Wire.Session>,

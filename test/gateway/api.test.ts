@@ -493,6 +493,7 @@ describe('negotiations', () => {
 
   it('GET /api/negotiations/summary: the agreement rate per utility', async () => {
     const { body } = await get('/api/negotiations/summary');
+    expect(body.retainDays).toBe(3660);
     expect(body.items?.map((u) => u.utility)).toEqual(['biogas', 'electricity', 'heat']);
     expect(body.items?.[0]).toEqual({
       utility: 'biogas',

@@ -152,17 +152,20 @@ function reasons(c) {
 /**
  * The agreement rate per utility, from every negotiation the agents reported (the chain holds
  * only those that ended in an agreement): the park's, and for a plant's staff their own beside it.
- * @param {readonly NegotiationSummary[] | null} summary null where the gateway keeps none
+ * @param {import('../../wire.js').NegotiationSummaries | null} summaries null where the gateway
+ *   keeps none
  * @param {readonly Utility[]} utilities
  */
-function agreementRates(summary, utilities) {
-  if (summary === null) {
+function agreementRates(summaries, utilities) {
+  if (summaries === null) {
     return section(
       'Agreement rate',
       empty('Not available: this gateway keeps no record of how negotiations ended.'),
     );
   }
+  const summary = summaries.items;
   const own = summary.some((s) => s.own !== null);
+  const days = `ended in the last ${summaries.retainDays} days`;
   const name = (/** @type {string} */ id) => utilities.find((u) => u.utility === id)?.name ?? id;
   /** @type {[string, NegotiationCounts][]} */
   const rows = summary.flatMap((s) =>
@@ -179,8 +182,8 @@ function agreementRates(summary, utilities) {
       'p',
       {},
       own
-        ? 'Negotiations as the plants’ agents reported them: the park’s, and those your plant requested or was chosen for.'
-        : 'Negotiations as the plants’ agents reported them.',
+        ? `Negotiations that ${days}, as the plants’ agents reported them: the park’s, and those your plant requested or was chosen for.`
+        : `Negotiations that ${days}, as the plants’ agents reported them.`,
     ),
     table(
       'Negotiations and how they ended, per utility',
@@ -214,7 +217,7 @@ export const statisticsView = {
   title: () => 'Statistics',
   reloadOn: ['agreement'],
   async load() {
-    /** @type {[{ items: Agreement[], complete: boolean }, import('../../wire.js').List<Utility>, import('../../wire.js').List<NegotiationSummary> | null]} */
+    /** @type {[{ items: Agreement[], complete: boolean }, import('../../wire.js').List<Utility>, import('../../wire.js').NegotiationSummaries | null]} */
     const [agreements, utilities, negotiations] = await Promise.all([
       allPages('/api/agreements', MAX_PAGES),
       getJson('/api/utilities'),
@@ -241,7 +244,7 @@ export const statisticsView = {
               : [...prices(u, own, width), ...figures(u, own, session)],
           );
         }),
-        agreementRates(negotiations?.items ?? null, utilities.items),
+        agreementRates(negotiations, utilities.items),
       );
     };
   },
