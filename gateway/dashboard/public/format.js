@@ -88,6 +88,32 @@ export function percent(part, whole) {
 /** @param {number} unixSeconds */
 export const time = (unixSeconds) => timeFormat.format(unixSeconds * 1000);
 
+const secondsFormat = new Intl.DateTimeFormat(undefined, {
+  dateStyle: 'medium',
+  timeStyle: 'medium',
+});
+const clockFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
+const clockSecondsFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
+
+/**
+ * A delivery window, "8 Dec 2026, 09:00 to 13:00": the end's date only when it is another day's,
+ * and seconds when the window is shorter than an hour (a simulated day's are seconds long, and
+ * minutes alone would show them as starting and ending at once).
+ * @param {number} startS unix seconds
+ * @param {number} endS
+ */
+export function span(startS, endS) {
+  const seconds = endS - startS < 3600;
+  const start = new Date(startS * 1000);
+  const end = new Date(endS * 1000);
+  const sameDay = start.toDateString() === end.toDateString();
+  const from = (seconds ? secondsFormat : timeFormat).format(start);
+  const to = sameDay
+    ? (seconds ? clockSecondsFormat : clockFormat).format(end)
+    : (seconds ? secondsFormat : timeFormat).format(end);
+  return `${from} to ${to}`;
+}
+
 /** @param {number} ms */
 export const hour = (ms) => hourFormat.format(ms);
 

@@ -16,7 +16,9 @@ function who(session) {
     session.role === 'operator'
       ? 'the park operator'
       : `${session.plant} (${short(session.address)})`;
-  return session.who ? `${session.who}, ${role}` : role;
+  // A demo user is named as its plant: "biogas-plant, biogas-plant (0x…)" says it twice.
+  const named = session.who && !(session.role === 'plant' && session.who === session.plant);
+  return named ? `${session.who}, ${role}` : role;
 }
 
 export const signInLink = () => h('a', { class: 'button', href: SIGN_IN }, 'Sign in');

@@ -8,7 +8,7 @@
  */
 import { getJson } from '../api.js';
 import { facts, h, table } from '../dom.js';
-import { price, quantity, short, time, tokens } from '../format.js';
+import { price, quantity, short, span, time, tokens } from '../format.js';
 import { agreementCard } from './card.js';
 import { empty, section, txLink } from './view.js';
 
@@ -57,7 +57,7 @@ export const agreementView = {
               "Provider's tariffs when it opened",
               `sells at ${price(a.tariffs.providerSellsAt, a.unit)}, buys at ${price(a.tariffs.providerBuysAt, a.unit)}`,
             ],
-            ['Delivery window', `${time(a.deliveryStart)} to ${time(a.deliveryEnd)}`],
+            ['Delivery window', span(a.deliveryStart, a.deliveryEnd)],
             ['Negotiation', h('code', {}, a.negotiationId)],
             ['Transcript hash', h('code', {}, a.transcriptHash)],
           ]),

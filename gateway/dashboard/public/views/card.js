@@ -7,7 +7,7 @@
  * @typedef {import('./view.js').Session} Session
  */
 import { facts, h } from '../dom.js';
-import { percent, price, quantity, short, time, tokens } from '../format.js';
+import { percent, price, quantity, short, span, tokens } from '../format.js';
 import { agreementLink, party, txLink } from './view.js';
 
 /** @param {Agreement} a */
@@ -75,7 +75,7 @@ export function agreementCard(a, session, heading) {
       {},
       `${a.utility}${a.kind === 'provider' ? ' (with the provider)' : ''}: seller ${party(a.seller, a.sellerName, session)} to buyer ${party(a.buyer, a.buyerName, session)}`,
     ),
-    h('p', {}, `Window ${time(a.deliveryStart)} to ${time(a.deliveryEnd)}`),
+    h('p', {}, `Window ${span(a.deliveryStart, a.deliveryEnd)}`),
     h(
       'div',
       { class: 'metered' },
