@@ -29,6 +29,19 @@ export function sendJson(
   response.end(text);
 }
 
+/**
+ * 401 with the challenge RFC 6750 asks for: a script learns it may send an API token. It is not
+ * Basic, so a browser shows no login dialog of its own.
+ */
+export function sendUnauthorized(response: ServerResponse, message: string): void {
+  sendError(
+    response,
+    401,
+    { code: 'UNAUTHORIZED', message },
+    { 'www-authenticate': 'Bearer realm="eip-gateway"' },
+  );
+}
+
 export function sendError(
   response: ServerResponse,
   status: number,

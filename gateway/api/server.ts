@@ -20,7 +20,7 @@ import type { AuthGate } from '../auth/auth.js';
 import { OPERATOR } from '../auth/principal.js';
 import type { UtilityForecast } from '../forecast/history.js';
 import type { Indexer } from '../indexer/indexer.js';
-import { sendError, sendJson } from './http.js';
+import { sendError, sendJson, sendUnauthorized } from './http.js';
 import { NONE, parseParameters, utility } from './params.js';
 import { matchPath, ROUTES } from './routes.js';
 import { type NegotiationReader, scopeOf } from './scope.js';
@@ -170,7 +170,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       answer(request, response);
     } catch (error) {
       if (isEipError(error, 'UNAUTHORIZED')) {
-        sendError(response, 401, { code: error.code, message: error.message });
+        sendUnauthorized(response, error.message);
         return;
       }
       if (isEipError(error, 'INVALID_ARGUMENT')) {

@@ -24,7 +24,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { EipError, isEipError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import { sendError, sendJson } from '../api/http.js';
+import { sendError, sendJson, sendUnauthorized } from '../api/http.js';
 import { parseParameters } from '../api/params.js';
 import type { ParkDirectory } from '../park.js';
 import type { CookieJar } from './cookies.js';
@@ -271,7 +271,7 @@ export class AuthRoutes {
         message: error.message,
       });
     } else if (isEipError(error, 'UNAUTHORIZED')) {
-      sendError(response, 401, { code: error.code, message: error.message });
+      sendUnauthorized(response, error.message);
     } else if (isEipError(error, 'IO_ERROR')) {
       refuse(request, response, 502, {
         code: error.code,

@@ -525,6 +525,9 @@ describe('refusals', () => {
       headers: { cookie: 'eip_session=forged' },
     });
     expect(forged.status).toBe(401);
+    // The challenge of RFC 6750, so a script knows to send an API token; no browser dialog.
+    const challenge = await browser.request(`${base}/api/status`);
+    expect(challenge.headers.get('www-authenticate')).toBe('Bearer realm="eip-gateway"');
   });
 
   it('refuses to send a signed-in browser on to another site', async () => {
