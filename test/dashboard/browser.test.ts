@@ -16,7 +16,6 @@ import type { BrowserContextOptions, Page, Browser as PlaywrightBrowser } from '
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/logger.js';
 import { type Agreement, structHash } from '../../core/messages/eip712.js';
-import { type Payload, TOPICS } from '../../core/messages/topics.js';
 import { parkNames } from '../../gateway/api/names.js';
 import { type ApiServer, startApiServer } from '../../gateway/api/server.js';
 import type { Session } from '../../gateway/dashboard/wire.js';
@@ -36,6 +35,7 @@ import {
 } from '../contracts/park.js';
 import { launchChromium, RUN_BROWSER_SUITES } from '../support/chromium.js';
 import { startIndexedPark } from '../support/indexed-park.js';
+import { brokenOff, negotiationId, outcomeReport } from '../support/negotiation-reports.js';
 import { until } from '../support/until.js';
 import { type Site, startSite } from './site.js';
 
@@ -117,24 +117,13 @@ async function reportNegotiations(directory: ParkDirectory): Promise<Negotiation
   negotiationDir = mkdtempSync(join(tmpdir(), 'eip-dashboard-negotiations-'));
   const log = await NegotiationLog.open(negotiationDir, directory, { retainDays: 3660 });
   for (const n of [1, 2, 3]) {
-    const failed = n === 3;
-    await log.record(
-      'plant-a',
-      TOPICS.negotiationOutcome.schema.parse({
-        prosumer: 'plant-a',
-        negotiation_id: `0x${n.toString(16).padStart(64, '0')}`,
-        utility: 'biogas',
-        role: 'seller',
-        requester: true,
-        counterpart: 'plant-b',
-        outcome: failed ? 'no-agreement' : 'agreed',
-        reason: failed ? 'deadline' : null,
-        ended_by: failed ? 'counterpart' : null,
-        rounds: 10 + n,
-        started_at_ms: NOW - 60_000,
-        ended_at_ms: NOW,
-      }) as Payload<'negotiationOutcome'>,
-    );
+    const report = outcomeReport({
+      negotiation_id: negotiationId(n),
+      rounds: 10 + n,
+      ended_at_ms: NOW,
+      ...(n === 3 && brokenOff('counterpart')),
+    });
+    await log.record(report.prosumer, report);
   }
   return log;
 }

@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/logger.js';
 import { type Agreement, structHash } from '../../core/messages/eip712.js';
-import { type Payload, TOPICS } from '../../core/messages/topics.js';
 import { parkNames } from '../../gateway/api/names.js';
 import { type ApiServer, startApiServer } from '../../gateway/api/server.js';
 import type { Indexer } from '../../gateway/indexer/indexer.js';
@@ -25,6 +24,13 @@ import {
 } from '../contracts/park.js';
 import { openEventStream } from '../support/event-stream.js';
 import { startIndexedPark } from '../support/indexed-park.js';
+import {
+  brokenOff,
+  counterpartReport,
+  negotiationId,
+  type OutcomeReport,
+  outcomeReport,
+} from '../support/negotiation-reports.js';
 import { until } from '../support/until.js';
 
 let park: Park;
@@ -419,42 +425,22 @@ describe('GET /api/events', () => {
 describe('negotiations', () => {
   /** An hour ago: the log keeps what ended within its retention. */
   const T0 = Date.now() - 3_600_000;
-  const negotiationId = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
-  const report = (n: number, fields: Partial<Payload<'negotiationOutcome'>> = {}) =>
-    TOPICS.negotiationOutcome.schema.parse({
+  const report = (n: number, fields: Partial<OutcomeReport> = {}) =>
+    outcomeReport({
       prosumer: 'digester',
-      negotiation_id: negotiationId(n),
-      utility: 'biogas',
-      role: 'seller',
-      requester: true,
       counterpart: 'brewery',
-      outcome: 'agreed',
-      reason: null,
-      ended_by: null,
+      negotiation_id: negotiationId(n),
       rounds: 11,
       started_at_ms: T0 + 1_000 * n,
       ended_at_ms: T0 + 1_000 * n + 500,
       ...fields,
-    }) as Payload<'negotiationOutcome'>;
+    });
 
   beforeAll(async () => {
     await negotiations.record('digester', report(1));
-    await negotiations.record(
-      'digester',
-      report(2, { outcome: 'no-agreement', reason: 'deadline', ended_by: 'counterpart' }),
-    );
-    await negotiations.record(
-      'brewery',
-      report(2, {
-        prosumer: 'brewery',
-        role: 'buyer',
-        requester: false,
-        counterpart: 'digester',
-        outcome: 'no-agreement',
-        reason: 'deadline',
-        ended_by: 'self',
-      }),
-    );
+    const broken = report(2, brokenOff('counterpart'));
+    await negotiations.record('digester', broken);
+    await negotiations.record('brewery', counterpartReport(broken));
     await negotiations.record('digester', report(3, { utility: 'heat' }));
   });
 

@@ -13,7 +13,6 @@ import { Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/logger.js';
 import { type Agreement, structHash } from '../../core/messages/eip712.js';
-import { type Payload, TOPICS } from '../../core/messages/topics.js';
 import { type ApiServer, startApiServer } from '../../gateway/api/server.js';
 import { startAuth } from '../../gateway/auth/auth.js';
 import { authConfigSchema } from '../../gateway/auth/config.js';
@@ -37,6 +36,12 @@ import {
 import { Browser, formOf } from '../support/browser.js';
 import { openEventStream } from '../support/event-stream.js';
 import { startIndexedPark } from '../support/indexed-park.js';
+import {
+  brokenOff,
+  negotiationId,
+  type OutcomeReport,
+  outcomeReport,
+} from '../support/negotiation-reports.js';
 import { freePort } from '../support/processes.js';
 import { recordingLogger } from '../support/recording-logger.js';
 import { until } from '../support/until.js';
@@ -351,33 +356,17 @@ describe('what each caller sees', () => {
   });
 
   it("negotiations: a plant those it requested or was chosen for; its own counts beside the park's", async () => {
-    const negotiation = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
-    const report = (n: number, fields: Partial<Payload<'negotiationOutcome'>>) =>
-      negotiations.record(
-        fields.prosumer ?? 'seller-plant',
-        TOPICS.negotiationOutcome.schema.parse({
-          prosumer: 'seller-plant',
-          negotiation_id: negotiation(n),
-          utility: 'biogas',
-          role: 'seller',
-          requester: true,
-          counterpart: 'buyer-plant',
-          outcome: 'agreed',
-          reason: null,
-          ended_by: null,
-          rounds: 9,
-          started_at_ms: Date.now() - 60_000,
-          ended_at_ms: Date.now(),
-          ...fields,
-        }) as Payload<'negotiationOutcome'>,
-      );
+    const report = (n: number, fields: Partial<OutcomeReport>) => {
+      const sent = outcomeReport({
+        prosumer: 'seller-plant',
+        counterpart: 'buyer-plant',
+        negotiation_id: negotiationId(n),
+        ...fields,
+      });
+      return negotiations.record(sent.prosumer, sent);
+    };
     await report(1, {});
-    await report(2, {
-      counterpart: 'idle-plant',
-      outcome: 'no-agreement',
-      reason: 'deadline',
-      ended_by: 'self',
-    });
+    await report(2, { counterpart: 'idle-plant', ...brokenOff('self') });
     await report(3, {
       prosumer: 'idle-plant',
       counterpart: null,
@@ -385,25 +374,25 @@ describe('what each caller sees', () => {
       rounds: 0,
     });
 
-    expect(await ids(operator, '/api/negotiations')).toEqual([3, 2, 1].map(negotiation));
-    expect(await ids(seller, '/api/negotiations')).toEqual([2, 1].map(negotiation));
-    expect(await ids(buyer, '/api/negotiations')).toEqual([negotiation(1)]);
-    expect(await ids(idle, '/api/negotiations')).toEqual([3, 2].map(negotiation));
+    expect(await ids(operator, '/api/negotiations')).toEqual([3, 2, 1].map(negotiationId));
+    expect(await ids(seller, '/api/negotiations')).toEqual([2, 1].map(negotiationId));
+    expect(await ids(buyer, '/api/negotiations')).toEqual([negotiationId(1)]);
+    expect(await ids(idle, '/api/negotiations')).toEqual([3, 2].map(negotiationId));
     // Another plant's list is empty, and its negotiation by id 404, as one never reported.
     expect(await ids(buyer, '/api/negotiations?party=seller-plant')).toEqual([]);
-    const other = await get(buyer, `/api/negotiations/${negotiation(2)}`);
-    const unknown = await get(buyer, `/api/negotiations/${negotiation(99)}`);
+    const other = await get(buyer, `/api/negotiations/${negotiationId(2)}`);
+    const unknown = await get(buyer, `/api/negotiations/${negotiationId(99)}`);
     expect(other.status).toBe(404);
     expect(other.body).toEqual({
       error: {
         code: 'NOT_FOUND',
-        message: `negotiation ${negotiation(2)} has not been reported by its parties`,
+        message: `negotiation ${negotiationId(2)} has not been reported by its parties`,
       },
     });
     expect(unknown.body).toEqual({
       error: {
         code: 'NOT_FOUND',
-        message: `negotiation ${negotiation(99)} has not been reported by its parties`,
+        message: `negotiation ${negotiationId(99)} has not been reported by its parties`,
       },
     });
 

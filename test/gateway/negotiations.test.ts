@@ -9,15 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isEipError } from '../../core/errors.js';
-import { type Payload, TOPICS } from '../../core/messages/topics.js';
+import { TOPICS } from '../../core/messages/topics.js';
 import {
   NegotiationLog,
   type NegotiationRecord,
   reportedBy,
 } from '../../gateway/negotiations/log.js';
 import { ParkDirectory } from '../../gateway/park.js';
-
-type Report = Payload<'negotiationOutcome'>;
+import {
+  brokenOff,
+  counterpartReport,
+  negotiationId,
+  type OutcomeReport,
+  outcomeReport,
+} from '../support/negotiation-reports.js';
 
 const directory = new ParkDirectory({
   digester: { address: '0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A', meters: {} },
@@ -27,42 +32,25 @@ const directory = new ParkDirectory({
 const ALL = { limit: 500 };
 
 let n = 0;
-const newId = () => `0x${(++n).toString(16).padStart(64, '0')}`;
+const newId = () => negotiationId(++n);
 
 /** A requester's report (the seller, by default) of negotiation `id`. */
-function requested(id: string, overrides: Partial<Report> = {}): Report {
-  return TOPICS.negotiationOutcome.schema.parse({
+const requested = (id: string, fields: Partial<OutcomeReport> = {}) =>
+  outcomeReport({
     prosumer: 'digester',
-    negotiation_id: id,
-    utility: 'biogas',
-    role: 'seller',
-    requester: true,
     counterpart: 'brewery',
-    outcome: 'agreed',
-    reason: null,
-    ended_by: null,
+    negotiation_id: id,
     rounds: 12,
     started_at_ms: 1_000,
     ended_at_ms: 5_000,
-    ...overrides,
-  }) as Report;
-}
+    ...fields,
+  });
 
 /** The counterpart's report of the same negotiation. */
-function answered(id: string, overrides: Partial<Report> = {}): Report {
-  return requested(id, {
-    prosumer: 'brewery',
-    role: 'buyer',
-    requester: false,
-    counterpart: 'digester',
-    started_at_ms: 1_200,
-    ended_at_ms: 5_100,
-    ...overrides,
-  });
-}
+const answered = (id: string, fields: Partial<OutcomeReport> = {}) =>
+  counterpartReport(requested(id), { started_at_ms: 1_200, ended_at_ms: 5_100, ...fields });
 
-const failed = (by: 'self' | 'counterpart', reason: Report['reason'] = 'deadline') =>
-  ({ outcome: 'no-agreement', reason, ended_by: by }) as const;
+const failed = brokenOff;
 
 const DAY_MS = 86_400_000;
 let dir: string;
@@ -80,7 +68,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function refused(prosumer: string, report: Report): Promise<string> {
+async function refused(prosumer: string, report: OutcomeReport): Promise<string> {
   const error = await log.record(prosumer, report).catch((e: unknown) => e);
   expect(isEipError(error, 'INVALID_MESSAGE'), String(error)).toBe(true);
   return (error as Error).message;
@@ -310,9 +298,9 @@ describe('retention', () => {
 });
 
 describe('the negotiationOutcome message', () => {
-  const parse = (overrides: Partial<Record<keyof Report, unknown>>) =>
+  const parse = (overrides: Partial<Record<keyof OutcomeReport, unknown>>) =>
     TOPICS.negotiationOutcome.schema.safeParse({ ...requested(newId()), ...overrides });
-  const problems = (overrides: Partial<Record<keyof Report, unknown>>) => {
+  const problems = (overrides: Partial<Record<keyof OutcomeReport, unknown>>) => {
     const result = parse(overrides);
     return result.success
       ? []

@@ -17,6 +17,7 @@ import {
   SCHEMA,
   toLine,
 } from '../../gateway/timeseries/points.js';
+import { brokenOff, counterpartReport, outcomeReport } from '../support/negotiation-reports.js';
 
 const AT = 1_700_000_000_123;
 const ID = `0x${'ab'.repeat(32)}`;
@@ -150,32 +151,23 @@ describe('points', () => {
   });
 
   it("writes a party's report of a negotiation at its end, leaving out the tags it has not", () => {
-    const report: Payload<'negotiationOutcome'> = {
-      prosumer: 'plant-b',
-      negotiation_id: ID,
-      utility: 'heat',
-      role: 'buyer',
-      requester: false,
-      counterpart: 'plant-a',
-      outcome: 'no-agreement',
-      reason: 'reserves-apart',
-      ended_by: 'counterpart',
-      rounds: 7,
-      started_at_ms: AT - 4_000,
-      ended_at_ms: AT,
-    };
+    const report = counterpartReport(
+      outcomeReport({ negotiation_id: ID, utility: 'heat', rounds: 7, ended_at_ms: AT }),
+      brokenOff('counterpart', 'reserves-apart'),
+    );
     expect(toLine(negotiationPoint(report))).toBe(
       `negotiation,counterpart=plant-a,outcome=no-agreement,prosumer=plant-b,reason=reserves-apart,requester=false,role=buyer,utility=heat negotiation_id="${ID}",rounds=7i,duration_ms=4000i ${AT}`,
     );
-    const unanswered: Payload<'negotiationOutcome'> = {
-      ...report,
-      requester: true,
+    const unanswered = outcomeReport({
+      prosumer: 'plant-b',
+      role: 'buyer',
+      negotiation_id: ID,
+      utility: 'heat',
       counterpart: null,
       outcome: 'no-counterpart',
-      reason: null,
-      ended_by: null,
       rounds: 0,
-    };
+      ended_at_ms: AT,
+    });
     expect(toLine(negotiationPoint(unanswered))).toBe(
       `negotiation,outcome=no-counterpart,prosumer=plant-b,requester=true,role=buyer,utility=heat negotiation_id="${ID}",rounds=0i,duration_ms=4000i ${AT}`,
     );

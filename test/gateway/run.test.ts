@@ -15,6 +15,7 @@ import { hashPassword } from '../../gateway/broker/credentials.js';
 import { parseGatewayConfig } from '../../gateway/config.js';
 import { startGateway } from '../../gateway/run.js';
 import { type Influxd, RUN_INFLUX_SUITES, startInfluxd } from '../support/influxd.js';
+import { outcomeReport } from '../support/negotiation-reports.js';
 import { recordingLogger } from '../support/recording-logger.js';
 
 const PLANT =
@@ -117,20 +118,17 @@ describe('eip-gateway run on embedded defaults', () => {
         const endedAt = Date.now();
         await plant.publishAsync(
           topic('negotiationOutcome', { prosumer: 'plant-a' }),
-          encodePayload('negotiationOutcome', {
-            prosumer: 'plant-a',
-            negotiation_id: negotiationId,
-            utility: 'biogas',
-            role: 'seller',
-            requester: true,
-            counterpart: null,
-            outcome: 'no-counterpart',
-            reason: null,
-            ended_by: null,
-            rounds: 0,
-            started_at_ms: endedAt - 2_000,
-            ended_at_ms: endedAt,
-          }),
+          encodePayload(
+            'negotiationOutcome',
+            outcomeReport({
+              negotiation_id: negotiationId,
+              counterpart: null,
+              outcome: 'no-counterpart',
+              rounds: 0,
+              started_at_ms: endedAt - 2_000,
+              ended_at_ms: endedAt,
+            }),
+          ),
           { qos: 1 },
         );
         const influx = new InfluxDB(`${influxd.url}/eip`);

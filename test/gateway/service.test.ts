@@ -19,6 +19,12 @@ import {
 } from '../../core/messages/topics.js';
 import type { GatewayService } from '../../gateway/service.js';
 import { type MarketPark, PRICE, startMarketPark } from '../support/market-park.js';
+import {
+  brokenOff,
+  counterpartReport,
+  type OutcomeReport,
+  outcomeReport,
+} from '../support/negotiation-reports.js';
 import { until } from '../support/until.js';
 
 let park: MarketPark;
@@ -161,39 +167,15 @@ describe('the gateway service', () => {
 
   it("keeps both parties' reports of a negotiation, and refuses one naming a plant the park lacks", async () => {
     const id = `0x${'7e'.repeat(32)}`;
-    const report = (
-      from: MqttClient,
-      prosumer: string,
-      fields: Partial<Payload<'negotiationOutcome'>>,
-    ) => {
-      const payload: Payload<'negotiationOutcome'> = {
-        prosumer,
-        negotiation_id: id,
-        utility: 'biogas',
-        role: 'seller',
-        requester: true,
-        counterpart: 'plant-b',
-        outcome: 'no-agreement',
-        reason: 'deadline',
-        ended_by: 'self',
-        rounds: 21,
-        started_at_ms: Date.now() - 9_000,
-        ended_at_ms: Date.now(),
-        ...fields,
-      };
-      return from.publishAsync(
-        topic('negotiationOutcome', { prosumer }),
-        encodePayload('negotiationOutcome', payload),
+    const send = (from: MqttClient, report: OutcomeReport) =>
+      from.publishAsync(
+        topic('negotiationOutcome', { prosumer: report.prosumer }),
+        encodePayload('negotiationOutcome', report),
         { qos: 1 },
       );
-    };
-    await report(plantA, 'plant-a', {});
-    await report(plantB, 'plant-b', {
-      role: 'buyer',
-      requester: false,
-      counterpart: 'plant-a',
-      ended_by: 'counterpart',
-    });
+    const broken = outcomeReport({ negotiation_id: id, rounds: 21, ...brokenOff('self') });
+    await send(plantA, broken);
+    await send(plantB, counterpartReport(broken));
     await until('both reports kept', () => service.negotiations.get(id)?.responderSaid != null);
     expect(service.negotiations.get(id)).toMatchObject({
       requester: 'plant-a',
@@ -204,10 +186,10 @@ describe('the gateway service', () => {
     });
     expect(service.negotiations.counts({}).biogas).toMatchObject({ failed: 1, agreementRate: 0 });
 
-    await report(plantA, 'plant-a', {
-      negotiation_id: `0x${'7f'.repeat(32)}`,
-      counterpart: 'plant-z',
-    });
+    await send(
+      plantA,
+      outcomeReport({ negotiation_id: `0x${'7f'.repeat(32)}`, counterpart: 'plant-z' }),
+    );
     await until('the refusal', () =>
       inbox.some(
         (m) =>

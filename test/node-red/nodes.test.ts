@@ -409,6 +409,26 @@ describe('eip-gateway', () => {
   });
 });
 
+/** A market-events node (agreements, deliveries, settlements, with catch-up) on a gateway node. */
+const loadMarketEvents = (apiUrl: string, credentials?: Record<string, string>) =>
+  helper.load(
+    [modules['eip-gateway'], modules['eip-market-events']],
+    around(
+      {
+        id: 'events',
+        type: 'eip-market-events',
+        gateway: 'gateway',
+        agreement: true,
+        delivery: true,
+        settlement: true,
+        block: false,
+        catchUp: true,
+      },
+      { id: 'gateway', type: 'eip-gateway', broker: 'mqtt://127.0.0.1:9', api: apiUrl },
+    ),
+    credentials && { gateway: credentials },
+  );
+
 describe('eip-market-events', () => {
   let api: MarketApi;
   beforeAll(async () => {
@@ -416,23 +436,7 @@ describe('eip-market-events', () => {
   });
   afterAll(() => api?.close());
 
-  const load = (apiUrl: string) =>
-    helper.load(
-      [modules['eip-gateway'], modules['eip-market-events']],
-      around(
-        {
-          id: 'events',
-          type: 'eip-market-events',
-          gateway: 'gateway',
-          agreement: true,
-          delivery: true,
-          settlement: true,
-          block: false,
-          catchUp: true,
-        },
-        { id: 'gateway', type: 'eip-gateway', broker: 'mqtt://127.0.0.1:9', api: apiUrl },
-      ),
-    );
+  const load = (apiUrl: string) => loadMarketEvents(apiUrl);
 
   it('catches up, follows the stream, and resumes it with Last-Event-ID', async () => {
     api.list([agreementView(2), agreementView(1)]);
@@ -528,24 +532,7 @@ describe('eip-market-events with a gateway that requires sign-in', () => {
     await park?.close();
   });
 
-  const load = (credentials: Record<string, string>) =>
-    helper.load(
-      [modules['eip-gateway'], modules['eip-market-events']],
-      around(
-        {
-          id: 'events',
-          type: 'eip-market-events',
-          gateway: 'gateway',
-          agreement: true,
-          delivery: true,
-          settlement: true,
-          block: false,
-          catchUp: true,
-        },
-        { id: 'gateway', type: 'eip-gateway', broker: 'mqtt://127.0.0.1:9', api: api.url },
-      ),
-      { gateway: credentials },
-    );
+  const load = (credentials: Record<string, string>) => loadMarketEvents(api.url, credentials);
 
   it("catches up and follows the stream with the gateway node's API token", async () => {
     const before = await agreementTerms(park);
