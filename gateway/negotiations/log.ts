@@ -219,10 +219,11 @@ export class NegotiationLog {
     }
     const known = this.store.get(id);
     // Numbered now, not from what is already kept: others may be on their way to the disk.
-    const record = this.names.record(
-      known === undefined ? first(++this.lastSeq, report) : merge(where, known, report),
-    );
-    if (record === known) return known;
+    const merged =
+      known === undefined ? first(++this.lastSeq, report) : merge(where, known, report);
+    // A repeat changes nothing, and is not written again.
+    if (merged === known) return known;
+    const record = this.names.record(merged);
     await this.store.put(id, record);
     this.place(record, known);
     if (this.now() - this.prunedAt >= PRUNE_EVERY_MS) await this.prune();
@@ -271,8 +272,7 @@ export class NegotiationLog {
 
 /**
  * One copy of each plant id and word in memory: every record repeats a few of them (parties,
- * utility, outcome, reason), and a string parsed from JSON or MQTT is a copy of its own. Halves
- * what a record holds.
+ * utility, outcome, reason), and a string parsed from JSON or MQTT is a copy of its own.
  */
 class Interner {
   private readonly seen = new Map<string, string>();
