@@ -1,14 +1,16 @@
 /**
- * What the agent does each time step: wait, trade with the main provider, or negotiate with a
- * peer with strategy parameters psi. The policy is an interface: the rule-based one here stands in
- * until the policy learned in simulation (seed section 4) drops in behind the same two calls.
+ * What an agent does each time step (seed section 4.2): wait, trade with the main provider, or
+ * negotiate with a peer with strategy parameters psi. The policy is an interface, the same in the
+ * edge agent and in the park simulation: the rule-based one here, the baselines of the
+ * simulation and the policy learned there all sit behind the same two calls.
  */
-import type { Role } from '../../core/negotiation/issues.js';
-import type { AgentSpec } from '../../core/negotiation/protocol.js';
-import { parsePsi } from '../../core/negotiation/strategy.js';
-import { type Milli, quantize } from '../../core/units.js';
-import type { Utility } from '../../core/utilities.js';
+import type { Role } from '../negotiation/issues.js';
+import type { AgentSpec } from '../negotiation/protocol.js';
+import { parsePsi } from '../negotiation/strategy.js';
+import { type Milli, quantize } from '../units.js';
+import type { Utility } from '../utilities.js';
 
+/** What an agent knows of its situation when it decides (the seed's "context"). */
 export interface Observation {
   readonly utility: Utility;
   readonly step: number;
@@ -18,6 +20,17 @@ export interface Observation {
   readonly busy: boolean;
   /** Negotiations for this utility that ended without agreement since the last success. */
   readonly failuresInRow: number;
+  /** The store's level and capacity; both 0 for a plant without one. */
+  readonly storageLevel: Milli;
+  readonly storageCapacity: Milli;
+  /** Production minus consumption in the last step: how fast the store fills (+) or empties. */
+  readonly flow: Milli;
+  /** Steps left before the plant's own deadline to settle this imbalance; null without one. */
+  readonly stepsToDeadline: number | null;
+  /** The unit price of the last agreement for this utility the agent knows of; null before. */
+  readonly recentPrice: Milli | null;
+  /** Requests to negotiate this utility seen in the last step, by the role they asked for. */
+  readonly requestsSeen: Readonly<Record<Role, number>>;
 }
 
 export type Action =
@@ -37,6 +50,20 @@ export interface Policy {
     observation: Observation,
     request: { readonly role: Role; readonly quantity: Milli },
   ): { readonly spec: AgentSpec; readonly quantity: Milli } | null;
+}
+
+/**
+ * The answer of a policy whose decision this step would be to negotiate the other side: a
+ * request for the role it would take itself is no match.
+ */
+export function respondAsDecided(
+  policy: Pick<Policy, 'decide'>,
+  observation: Observation,
+  request: { readonly role: Role },
+): { readonly spec: AgentSpec; readonly quantity: Milli } | null {
+  const action = policy.decide(observation);
+  if (action.kind !== 'negotiate' || action.role === request.role) return null;
+  return { spec: action.spec, quantity: action.quantity };
 }
 
 export interface SideRules {
@@ -74,9 +101,7 @@ export class RulePolicy implements Policy {
   }
 
   respond(o: Observation, request: { readonly role: Role; readonly quantity: Milli }) {
-    const action = this.decide(o);
-    if (action.kind !== 'negotiate' || action.role === request.role) return null;
-    return { spec: action.spec, quantity: action.quantity };
+    return respondAsDecided(this, o, request);
   }
 
   /** psi for this role: price from the rules, quantity as fractions of the amount at stake. */
