@@ -133,6 +133,8 @@ export class Negotiator {
   };
   private readonly active = new Map<string, Active>();
   private readonly discoveries = new Map<string, Discovery>();
+  /** Other plants' requests seen since the agent last took the counts, by utility and role. */
+  private readonly requestsSeen = new Map<UtilityId, Record<Role, number>>();
   private readonly publish;
   private readonly listener = (topic: string, payload: Buffer) => this.receive(topic, payload);
   private readonly now: () => number;
@@ -186,6 +188,16 @@ export class Negotiator {
       [...this.active.values()].some((a) => a.utility === utility) ||
       [...this.discoveries.values()].some((d) => d.request.utility === utility)
     );
+  }
+
+  /**
+   * Other plants' requests for `utility` seen since the last call, by the role they asked for,
+   * and a fresh count from now: the agent takes them once per step, as the demand it saw.
+   */
+  takeRequestsSeen(utility: UtilityId): Record<Role, number> {
+    const seen = this.requestsSeen.get(utility) ?? noRequestsSeen();
+    this.requestsSeen.delete(utility);
+    return seen;
   }
 
   /** Asks the park for a counterpart and negotiates with the best one that answers. */
@@ -390,6 +402,10 @@ export class Negotiator {
 
   private considerRequest(request: Payload<'negotiationRequest'>): void {
     if (this.closed || request.prosumer === this.options.prosumer) return;
+    // Counted before it is ignored as late or while busy: the demand is there all the same.
+    const seen = this.requestsSeen.get(request.utility) ?? noRequestsSeen();
+    seen[request.role]++;
+    this.requestsSeen.set(request.utility, seen);
     if (this.now() > request.respond_by_ms || this.busy(request.utility)) return;
     const answer = this.options.responder(request);
     if (answer === null) return;
@@ -558,6 +574,11 @@ export class Negotiator {
       (error as Error).message,
     );
   }
+}
+
+/** The count of requests seen before any has been. */
+export function noRequestsSeen(): Record<Role, number> {
+  return { seller: 0, buyer: 0 };
 }
 
 /** The will whose quantity is closest to ours; the first to answer breaks a tie. */
