@@ -33,7 +33,8 @@ function softwareVersion(): string | undefined {
 }
 
 export async function runAgent(file: string, io: Io, env = process.env): Promise<void> {
-  const { config, baseDir } = loadConfig(file);
+  // The learned policies' files are read and checked here, once, with the config.
+  const { config, baseDir, policies } = loadConfig(file);
   const version = softwareVersion();
   const logger = createLogger({
     name: 'eip-edge',
@@ -43,6 +44,7 @@ export async function runAgent(file: string, io: Io, env = process.env): Promise
   const agent = new EdgeAgent({
     config,
     baseDir,
+    policies,
     logger,
     ...(version && { softwareVersion: version }),
     identity: () => loadIdentity({ keystore: config.identity.keystore, baseDir, env }),

@@ -2,15 +2,18 @@
  * Loads and checks an edge config file. Every problem is reported at once, each with the line in
  * the file and its path (`config.yaml:14: meters.gas.unit: ...`), so an installer fixes the file
  * in one pass. Beyond the schema it checks what needs the meter profiles: that every
- * METER.QUANTITY names a quantity the meter has, in a unit the utility can be counted in.
+ * METER.QUANTITY names a quantity the meter has, in a unit the utility can be counted in; and
+ * it reads each learned policy's file, whose problems are the config's too.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { EipError } from '../../core/errors.js';
+import { EipError, isEipError } from '../../core/errors.js';
 import { P1_QUANTITIES } from '../../core/meters/p1.js';
 import { quantities } from '../../core/meters/profile.js';
+import { LearnedPolicy, parsePolicyFile } from '../../core/policy/learned.js';
+import type { Policy } from '../../core/policy/policy.js';
 import { getUtility, type UtilityId } from '../../core/utilities.js';
 import { loadProfile } from '../meters/profiles.js';
 import { configSchema, type EdgeConfig, type MeterConfig, type UtilityPlan } from './schema.js';
@@ -104,6 +107,12 @@ function crossCheck(config: EdgeConfig): Problem[] {
         message: 'needs at least one production, consumption or storage reading',
       });
     }
+    if (plan.deadline_s !== undefined && plan.deadline_s < config.step_s) {
+      problems.push({
+        path: ['utilities', utility, 'deadline_s'],
+        message: `must be at least step_s (${config.step_s}): a shorter deadline has passed at the first decision`,
+      });
+    }
     if (plan.storage && plan.storage.reserve > plan.storage.capacity) {
       problems.push({
         path: ['utilities', utility, 'storage', 'reserve'],
@@ -151,10 +160,30 @@ export interface LoadedConfig {
   readonly config: EdgeConfig;
   /** The file's directory: relative paths in the config (keystore, data_dir) start here. */
   readonly baseDir: string;
+  /** The learned policies, by utility, each built from its file as read and checked here. */
+  readonly policies: Partial<Record<UtilityId, Policy>>;
+}
+
+/** What a check found: a value when `problems` is empty. */
+interface Checked<T> {
+  readonly value: T;
+  readonly problems: readonly Problem[];
 }
 
 /** Parses config text; throws INVALID_ARGUMENT listing every problem, one per line. */
 export function parseConfig(text: string, where: string): EdgeConfig {
+  return parseChecked(text, where, () => ({ value: undefined, problems: [] })).config;
+}
+
+/**
+ * The parse, with `more`: what needs more than the text (the files it names), checked once the
+ * rest is valid, its problems listed with the others'.
+ */
+function parseChecked<T>(
+  text: string,
+  where: string,
+  more: (config: EdgeConfig) => Checked<T>,
+): { readonly config: EdgeConfig; readonly more: T } {
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
   if (doc.errors.length > 0) {
@@ -162,23 +191,76 @@ export function parseConfig(text: string, where: string): EdgeConfig {
     throw configError(where, lines);
   }
   const result = configSchema.safeParse(doc.toJS());
-  const problems: Problem[] = result.success
-    ? crossCheck(result.data)
-    : result.error.issues.map((issue) => ({
+  if (!result.success) {
+    throw located(
+      where,
+      doc,
+      counter,
+      result.error.issues.map((issue) => ({
         path: issue.path as (string | number)[],
         message: describeIssue(issue),
-      }));
-  if (problems.length > 0 || !result.success) {
-    throw configError(
-      where,
-      problems.map((p) => {
-        const line = lineOf(doc, counter, p.path);
-        const at = p.path.length ? p.path.join('.') : '(top level)';
-        return `${where}${line === undefined ? '' : `:${line}`}: ${at}: ${p.message}`;
-      }),
+      })),
     );
   }
-  return result.data;
+  const found = crossCheck(result.data);
+  const checked = more(result.data);
+  const problems = [...found, ...checked.problems];
+  if (problems.length > 0) throw located(where, doc, counter, problems);
+  return { config: result.data, more: checked.value };
+}
+
+function located(
+  where: string,
+  doc: ReturnType<typeof parseDocument>,
+  counter: LineCounter,
+  problems: readonly Problem[],
+): EipError {
+  return configError(
+    where,
+    problems.map((p) => {
+      const line = lineOf(doc, counter, p.path);
+      const at = p.path.length ? p.path.join('.') : '(top level)';
+      return `${where}${line === undefined ? '' : `:${line}`}: ${at}: ${p.message}`;
+    }),
+  );
+}
+
+/**
+ * Reads and checks each learned policy's file (relative to the config's directory, like the
+ * keystore) and builds the policy, once, at load: a missing or wrong file is a config problem,
+ * reported by `check-config`, not a surprise at the first step.
+ */
+function learnedPolicies(config: EdgeConfig, baseDir: string): Checked<LoadedConfig['policies']> {
+  const policies: LoadedConfig['policies'] = {};
+  const problems: Problem[] = [];
+  for (const [id, plan] of Object.entries(config.utilities)) {
+    if (plan.policy.type !== 'learned') continue;
+    try {
+      policies[id as UtilityId] = readLearnedPolicy(resolve(baseDir, plan.policy.file));
+    } catch (error) {
+      // parsePolicyFile lists each problem of the file in its details, every one naming it.
+      const listed = isEipError(error) ? error.details.problems : undefined;
+      const messages = Array.isArray(listed) ? (listed as string[]) : [(error as Error).message];
+      const path = ['utilities', id, 'policy', 'file'];
+      problems.push(...messages.map((message) => ({ path, message })));
+    }
+  }
+  return { value: policies, problems };
+}
+
+function readLearnedPolicy(file: string): LearnedPolicy {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new EipError('IO_ERROR', `cannot read policy file ${file}: ${(error as Error).message}`);
+  }
+  const parsed = parsePolicyFile(text, file);
+  try {
+    return LearnedPolicy.fromFile(parsed);
+  } catch (error) {
+    throw new EipError('INVALID_ARGUMENT', `${file}: ${(error as Error).message}`);
+  }
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -212,5 +294,9 @@ export function loadConfig(file: string): LoadedConfig {
       },
     );
   }
-  return { config: parseConfig(text, file), baseDir: dirname(resolve(file)) };
+  const baseDir = dirname(resolve(file));
+  const { config, more: policies } = parseChecked(text, file, (parsed) =>
+    learnedPolicies(parsed, baseDir),
+  );
+  return { config, baseDir, policies };
 }

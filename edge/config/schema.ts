@@ -138,6 +138,16 @@ const rulesPolicy = z.strictObject({
   }),
 });
 
+const learnedPolicy = z.strictObject({
+  type: z.literal('learned').meta({
+    description:
+      "Learned in simulation (`eip-sim train --scenario FILE --out policy.json`): the action of highest value in the plant's situation",
+  }),
+  file: z.string().min(1).meta({
+    description: 'The policy file `eip-sim train` wrote (relative paths: from the config file)',
+  }),
+});
+
 const utilityPlan = z.strictObject({
   production: z.array(reading).default([]).meta({
     description: 'Cumulative counters whose increase over a step is produced',
@@ -170,7 +180,13 @@ const utilityPlan = z.strictObject({
         "Counters at the plant's connection to the park network. With them, and a meter key, the agent signs delivery reports for its agreements; without them the counterpart's meter alone settles",
     }),
   delivery_s: seconds('Length of the provision window offered', 7 * 86_400).default(3600),
-  policy: rulesPolicy.meta({ description: 'How the agent decides each time step' }),
+  deadline_s: seconds(
+    "How long a surplus or deficit may wait to be settled: the plant's own time preference (seed Fig. 5; without it the store's room alone sets the urgency)",
+    7 * 86_400,
+  ).optional(),
+  policy: z
+    .discriminatedUnion('type', [rulesPolicy, learnedPolicy])
+    .meta({ description: 'How the agent decides each time step' }),
 });
 
 export const configSchema = z.strictObject({

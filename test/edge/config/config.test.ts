@@ -3,11 +3,13 @@
  * path and exit code 2, the JSON Schema for editors is the schema's own, and the identity comes
  * from a keystore `keystore new` wrote or from the environment, without leaking either.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { LearnedPolicy, QTable } from '../../../core/policy/learned.js';
+import { milli } from '../../../core/units.js';
 import { main } from '../../../edge/cli/program.js';
 import { configJsonSchema } from '../../../edge/config/json-schema.js';
 import { loadConfig } from '../../../edge/config/load.js';
@@ -75,6 +77,98 @@ describe('edge config', () => {
     const missing = await run(['check-config', join(dir, 'nope.yaml')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/cannot read config .*nope\.yaml/);
+  });
+
+  it('takes deadline_s per utility, in whole seconds and not shorter than a step', async () => {
+    const example = readFileSync(EXAMPLE, 'utf8');
+    const good = join(dir, 'deadline.yaml');
+    writeFileSync(
+      good,
+      example.replace('delivery_s: 3600', 'delivery_s: 3600\n    deadline_s: 7200'),
+    );
+    const { config } = loadConfig(good);
+    expect(config.utilities.biogas?.deadline_s).toBe(7200);
+    expect(config.utilities.electricity?.deadline_s).toBeUndefined();
+
+    const bad = join(dir, 'deadline-bad.yaml');
+    writeFileSync(
+      bad,
+      example
+        .replace('delivery_s: 3600', 'delivery_s: 3600\n    deadline_s: 1.5')
+        .replace('  electricity:\n', '  electricity:\n    deadline_s: 60\n'),
+    );
+    const { code, stderr } = await run(['check-config', bad]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/deadline-bad\.yaml:\d+: utilities\.biogas\.deadline_s: .*expected int/);
+    // The cross-check runs once the schema passes: alone, the too-short deadline is named.
+    writeFileSync(bad, example.replace('  electricity:\n', '  electricity:\n    deadline_s: 60\n'));
+    expect((await run(['check-config', bad])).stderr).toMatch(
+      /deadline-bad\.yaml:\d+: utilities\.electricity\.deadline_s: must be at least step_s \(900\)/,
+    );
+  });
+
+  describe('a learned policy', () => {
+    const file = new QTable().toFile(milli(1000), { scenario: 'test' });
+    /** The example with biogas's rules replaced by a learned policy from `policyFile`. */
+    const learned = (name: string, policyFile: string) => {
+      const text = readFileSync(EXAMPLE, 'utf8').replace(
+        /policy:\n {6}type: rules\n[\s\S]*?provider_after_failures: 2\n/,
+        `policy: { type: learned, file: ${policyFile} }\n`,
+      );
+      const config = join(dir, `${name}.yaml`);
+      writeFileSync(config, text);
+      return config;
+    };
+
+    it('is read from its file, relative to the config, when the config is loaded', async () => {
+      mkdirSync(join(dir, 'policies'), { recursive: true });
+      writeFileSync(join(dir, 'policies', 'biogas.json'), JSON.stringify(file));
+      const config = learned('learned', 'policies/biogas.json');
+      const loaded = loadConfig(config);
+      expect(loaded.config.utilities.biogas?.policy).toEqual({
+        type: 'learned',
+        file: 'policies/biogas.json',
+      });
+      expect(loaded.policies.biogas).toBeInstanceOf(LearnedPolicy);
+      // Electricity keeps its rules, which the agent builds from the config.
+      expect(loaded.policies.electricity).toBeUndefined();
+      expect((await run(['check-config', config])).code).toBe(0);
+    });
+
+    it('refuses a missing file, naming it, in check-config and run alike', async () => {
+      const config = learned('absent', 'absent.json');
+      const expected =
+        /absent\.yaml:\d+: utilities\.biogas\.policy\.file: cannot read policy file \/.*\/absent\.json: ENOENT/;
+      const checked = await run(['check-config', config]);
+      expect(checked.code).toBe(2);
+      expect(checked.stderr).toMatch(expected);
+      const ran = await run(['run', '--config', config]);
+      expect(ran.code).toBe(2);
+      expect(ran.stderr).toMatch(expected);
+    });
+
+    it('refuses a file that is not JSON, naming it', async () => {
+      writeFileSync(join(dir, 'yaml.json'), 'format: eip-q-policy/1\n');
+      const { code, stderr } = await run(['check-config', learned('not-json', 'yaml.json')]);
+      expect(code).toBe(2);
+      expect(stderr).toMatch(
+        /not-json\.yaml:\d+: utilities\.biogas\.policy\.file: \/.*\/yaml\.json: not JSON/,
+      );
+    });
+
+    it('refuses a file of another layout with every problem and the file named', async () => {
+      writeFileSync(
+        join(dir, 'other.json'),
+        JSON.stringify({ ...file, format: 'eip-q-policy/0', states: 'side3,urgency4' }),
+      );
+      const { code, stderr } = await run(['check-config', learned('other', 'other.json')]);
+      expect(code).toBe(2);
+      expect(stderr).toContain('2 problem(s)');
+      expect(stderr).toMatch(/utilities\.biogas\.policy\.file: \/.*\/other\.json: format: /);
+      expect(stderr).toMatch(
+        /utilities\.biogas\.policy\.file: \/.*\/other\.json: states: .*learned on another context/,
+      );
+    });
   });
 
   it('edge/config/config.schema.json is generated from the schema (npx vitest run -u to refresh)', async () => {
