@@ -10,7 +10,7 @@
 import { resolve } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { parseHostPort } from '../../core/cli.js';
-import { isEipError } from '../../core/errors.js';
+import { EipError, isEipError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { DigestSigner } from '../../core/messages/ecdsa.js';
 import { signDigest } from '../../core/messages/ecdsa.js';
@@ -24,22 +24,23 @@ import {
   type TopicName,
   topic,
 } from '../../core/messages/topics.js';
-import { type Milli, milli, unitPriceBaseUnits } from '../../core/units.js';
+import type { Role } from '../../core/negotiation/issues.js';
+import { type Observation, type Policy, RulePolicy } from '../../core/policy/policy.js';
+import { type Milli, milli, priceFromBaseUnits, unitPriceBaseUnits } from '../../core/units.js';
 import { getUtility, type UtilityId } from '../../core/utilities.js';
-import { BalanceTracker, type CounterValue } from '../balance/balance.js';
+import { BalanceTracker, type CounterValue, type StepBalance } from '../balance/balance.js';
 import { planReadings, unitFactor } from '../config/load.js';
-import type { EdgeConfig, MeterConfig } from '../config/schema.js';
+import type { EdgeConfig, MeterConfig, UtilityPlan } from '../config/schema.js';
 import { DeliveryReporter, type Way } from '../delivery/reporter.js';
 import { MqttMeterSource } from '../meters/mqtt-meter.js';
 import { P1Source, p1Line } from '../meters/p1-reader.js';
 import { Poller } from '../meters/poller.js';
 import { loadProfile } from '../meters/profiles.js';
-import { Negotiator, outcomeMessage } from '../negotiation/negotiator.js';
+import { Negotiator, noRequestsSeen, outcomeMessage } from '../negotiation/negotiator.js';
 import { randomNonce } from '../negotiation/session.js';
 import { Forwarder } from '../outbox/forwarder.js';
 import { MqttPublisher } from '../outbox/mqtt-publish.js';
 import { Outbox } from '../outbox/outbox.js';
-import { type Policy, RulePolicy } from '../policy/policy.js';
 import { Bus } from './bus.js';
 import { type HealthServer, Metrics, startHealthServer } from './health.js';
 
@@ -53,7 +54,10 @@ export interface AgentDeps {
   readonly identity: () => Promise<DigestSigner>;
   /** The metering key that signs delivery reports; asked only when a utility has `delivery`. */
   readonly meterIdentity?: () => Promise<DigestSigner>;
-  /** A policy per utility; the rule-based one from the config by default. */
+  /**
+   * A policy per utility: a learned one as `loadConfig` built it from its file; by default the
+   * rule-based one of the config.
+   */
   readonly policies?: Partial<Record<UtilityId, Policy>>;
   readonly now?: () => number;
   readonly softwareVersion?: string;
@@ -70,8 +74,17 @@ interface UtilityState {
   readonly id: UtilityId;
   readonly tracker: BalanceTracker;
   readonly policy: Policy;
-  net: Milli;
+  /** `deadline_s` in whole steps; null without one. */
+  readonly deadlineSteps: number | null;
+  /** The last step's balance; undefined before the first. */
+  balance: StepBalance | undefined;
+  /** The step the current surplus or deficit was first seen in; null while balanced. */
+  imbalance: { readonly since: number; readonly surplus: boolean } | null;
   failuresInRow: number;
+  /** The unit price of this plant's last agreement for the utility; null before one. */
+  recentPrice: Milli | null;
+  /** Other plants' requests for the utility seen in the last step, by the role they asked for. */
+  requestsSeen: Readonly<Record<Role, number>>;
 }
 
 export class EdgeAgent {
@@ -126,6 +139,7 @@ export class EdgeAgent {
         const ref = plan.delivery?.[way];
         if (ref) this.deliveryRefs.set(ref, { utility: utility as UtilityId, way });
       }
+      this.utilities.push(this.utilityState(utility as UtilityId, plan));
     }
   }
 
@@ -175,7 +189,6 @@ export class EdgeAgent {
 
     this.listenToGateway(client);
     this.startMeters(client);
-    this.startUtilities();
     this.defineMetrics();
     if (config.health !== false) {
       this.health = await startHealthServer(
@@ -221,7 +234,9 @@ export class EdgeAgent {
       stale_meters: stale,
       step: this.step,
       outbox: outbox && { depth: outbox.depth, bytes: outbox.bytes, dropped: outbox.dropped },
-      balances: Object.fromEntries(this.utilities.map((u) => [u.id, { net: u.net / 1000 }])),
+      balances: Object.fromEntries(
+        this.utilities.map((u) => [u.id, { net: (u.balance?.net ?? 0) / 1000 }]),
+      ),
     };
   }
 
@@ -267,8 +282,10 @@ export class EdgeAgent {
       onAgreement: (signed) => this.send('agreement', { prosumer: config.prosumer }, signed),
       onOutcome: (outcome) => {
         const kind = outcome.result.kind;
-        if (outcome.result.kind === 'agreed')
+        if (outcome.result.kind === 'agreed') {
           this.reporter?.track(outcome.result.signed, outcome.role);
+          this.agreedAt(outcome.utility, outcome.result.signed.agreement.unitPrice);
+        }
         this.negotiationOutcomes.set(kind, (this.negotiationOutcomes.get(kind) ?? 0) + 1);
         const report = outcomeMessage(config.prosumer, outcome);
         if (report !== null) {
@@ -350,6 +367,8 @@ export class EdgeAgent {
             this.reporter?.trackTerms(status.utility, terms, role, true);
           }
           this.reporter?.status(status);
+          // The terms of a trade with the provider, on this plant's own topic: its latest price.
+          if (terms) this.agreedAt(status.utility, terms.unitPrice);
           if (message.payload.state === 'failed') {
             logger.warn(
               { agreement: message.payload.agreement_id, reason: message.payload.reason },
@@ -458,13 +477,39 @@ export class EdgeAgent {
     }
   }
 
-  private startUtilities(): void {
-    for (const [id, plan] of Object.entries(this.deps.config.utilities)) {
-      const utility = id as UtilityId;
-      const tracker = new BalanceTracker(plan, (ref) => this.counter(utility, ref));
-      const policy = this.deps.policies?.[utility] ?? new RulePolicy(plan.policy);
-      this.utilities.push({ id: utility, tracker, policy, net: milli(0), failuresInRow: 0 });
-    }
+  private utilityState(id: UtilityId, plan: UtilityPlan): UtilityState {
+    const tracker = new BalanceTracker(plan, (ref) => this.counter(id, ref));
+    return {
+      id,
+      tracker,
+      policy: this.policyOf(id, plan.policy),
+      deadlineSteps:
+        plan.deadline_s === undefined
+          ? null
+          : Math.floor(plan.deadline_s / this.deps.config.step_s),
+      balance: undefined,
+      imbalance: null,
+      failuresInRow: 0,
+      recentPrice: null,
+      requestsSeen: noRequestsSeen(),
+    };
+  }
+
+  private policyOf(id: UtilityId, setting: UtilityPlan['policy']): Policy {
+    const given = this.deps.policies?.[id];
+    if (given) return given;
+    if (setting.type === 'rules') return new RulePolicy(setting);
+    // The file is read and checked where the config is loaded, once, with the config's problems.
+    throw new EipError(
+      'INVALID_ARGUMENT',
+      `utilities.${id}.policy: the learned policy of ${setting.file} was not passed in: give the agent the policies loadConfig built`,
+    );
+  }
+
+  /** This plant agreed on `utility` at `unitPrice` (as the chain counts it). */
+  private agreedAt(utility: UtilityId, unitPrice: bigint): void {
+    const state = this.utilities.find((u) => u.id === utility);
+    if (state) state.recentPrice = priceFromBaseUnits(unitPrice);
   }
 
   private counter(utility: UtilityId, ref: string): CounterValue | undefined {
@@ -566,14 +611,44 @@ export class EdgeAgent {
     return undefined;
   }
 
-  private observe(state: UtilityState) {
+  private observe(state: UtilityState): Observation {
+    const b = state.balance;
     return {
       utility: getUtility(state.id),
       step: this.step,
-      net: state.net,
+      net: b?.net ?? milli(0),
       busy: this.negotiator?.busy(state.id) ?? true,
       failuresInRow: state.failuresInRow,
+      storageLevel: b?.storageLevel ?? milli(0),
+      storageCapacity: b?.storageCapacity ?? milli(0),
+      flow: milli((b?.production ?? 0) - (b?.consumption ?? 0)),
+      stepsToDeadline: this.stepsToDeadline(state),
+      recentPrice: state.recentPrice,
+      requestsSeen: state.requestsSeen,
     };
+  }
+
+  /**
+   * Steps left to settle the current surplus or deficit by the plant's deadline, never below 0;
+   * while balanced, the whole deadline, as a new imbalance would have. Counted in the agent's
+   * steps, not by the clock, so a timer's jitter never takes a step off.
+   */
+  private stepsToDeadline(state: UtilityState): number | null {
+    if (state.deadlineSteps === null) return null;
+    const elapsed = state.imbalance === null ? 0 : this.step - state.imbalance.since;
+    return Math.max(0, state.deadlineSteps - elapsed);
+  }
+
+  /**
+   * Notes when the current surplus or deficit began: at least one quantity tick either way, the
+   * smallest the market knows. Whether it is worth trading is the policy's judgement (min_trade),
+   * but the plant's deadline runs from when it first had anything to settle; a change of side
+   * starts a new one.
+   */
+  private trackImbalance(state: UtilityState, net: Milli): void {
+    const surplus = net > 0;
+    if (Math.abs(net) < getUtility(state.id).quantity_tick) state.imbalance = null;
+    else if (state.imbalance?.surplus !== surplus) state.imbalance = { since: this.step, surplus };
   }
 
   private stepOnce(): void {
@@ -582,6 +657,8 @@ export class EdgeAgent {
     this.counters.steps++;
     const { config, logger } = this.deps;
     for (const state of this.utilities) {
+      // Taken every step, with or without a balance: the counts are of the last step alone.
+      state.requestsSeen = this.negotiator?.takeRequestsSeen(state.id) ?? noRequestsSeen();
       const outcome = state.tracker.step();
       if (outcome.kind === 'unknown') {
         this.counters.balanceUnknown++;
@@ -592,7 +669,8 @@ export class EdgeAgent {
         continue;
       }
       const b = outcome.balance;
-      state.net = b.net;
+      state.balance = b;
+      this.trackImbalance(state, b.net);
       if (b.resets.length)
         logger.warn({ utility: state.id, counters: b.resets }, 'counter went backwards');
       if (this.client?.connected) {
@@ -624,7 +702,12 @@ export class EdgeAgent {
     const start = this.now();
     const end = start + (plan?.delivery_s ?? 3600) * 1000;
     logger.info(
-      { utility: state.id, step: this.step, action: action.kind, net: state.net / 1000 },
+      {
+        utility: state.id,
+        step: this.step,
+        action: action.kind,
+        net: (state.balance?.net ?? 0) / 1000,
+      },
       'decision',
     );
     if (action.kind === 'negotiate') {

@@ -3,12 +3,11 @@
  * clients: discovery, the choice among several counterparts, the signed exchange, and what
  * happens when messages are malformed or a counterpart goes quiet.
  */
-import { randomBytes } from 'node:crypto';
 import { Wallet } from 'ethers';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../core/logger.js';
 import { assertSignedBy, marketDomain } from '../../../core/messages/eip712.js';
-import { encodePayload, type Payload, TOPICS, topic } from '../../../core/messages/topics.js';
+import { type Payload, TOPICS } from '../../../core/messages/topics.js';
 import type { Role } from '../../../core/negotiation/issues.js';
 import { type AgentSpec, negotiate } from '../../../core/negotiation/protocol.js';
 import { milli, quantityBaseUnits, unitPriceBaseUnits } from '../../../core/units.js';
@@ -21,6 +20,7 @@ import {
 import { bilateral, TABLE1 } from '../../core/negotiation/setup.js';
 import { startBroker, type TestBroker } from '../../support/broker.js';
 import { until } from '../../support/until.js';
+import { biogasRequest } from './requests.js';
 
 const domain = marketDomain(31337, '0x5FbDB2315678afecb367f032d93F642f64180aa3');
 const engine = bilateral(TABLE1.seller, TABLE1.buyer);
@@ -206,28 +206,13 @@ describe('negotiation over MQTT', () => {
   it("counts other plants' valid requests by utility and role, late or while busy too", async () => {
     const watcher = await agent('watcher', never);
     const peer = await broker.connect();
-    const now = Date.now();
-    const ask = (prosumer: string, role: Role, respondByMs: number) =>
-      peer.publishAsync(
-        topic('negotiationRequest', { utility: 'biogas', prosumer }),
-        encodePayload('negotiationRequest', {
-          negotiation_id: `0x${randomBytes(32).toString('hex')}`,
-          utility: 'biogas',
-          prosumer,
-          address: Wallet.createRandom().address,
-          role,
-          quantity_milli: 5000,
-          delivery_start_ms: now,
-          delivery_end_ms: now + 3_600_000,
-          respond_by_ms: respondByMs,
-        }),
-        { qos: 1 },
-      );
+    const ask = (prosumer: string, role: Role, respondByMs?: number) =>
+      peer.publishAsync(...biogasRequest(prosumer, role, respondByMs), { qos: 1 });
     // Busy with its own request (not counted) while the others come in.
     const own = watcher.negotiator.request(request('seller', 10));
-    await ask('p1', 'buyer', now + 60_000);
-    await ask('p2', 'buyer', now - 1); // too late to answer, but seen
-    await ask('p3', 'seller', now + 60_000);
+    await ask('p1', 'buyer');
+    await ask('p2', 'buyer', Date.now() - 1); // too late to answer, but seen
+    await ask('p3', 'seller');
     await peer.publishAsync('eip/v1/market/biogas/requests/p4', '{"role":"buyer"}', { qos: 1 });
     await until('the malformed one refused', () => watcher.negotiator.counters.invalidMessages > 0);
     await own;
