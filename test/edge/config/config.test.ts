@@ -81,27 +81,18 @@ describe('edge config', () => {
 
   it('takes deadline_s per utility, in whole seconds and not shorter than a step', async () => {
     const example = readFileSync(EXAMPLE, 'utf8');
-    const good = join(dir, 'deadline.yaml');
-    writeFileSync(
-      good,
-      example.replace('delivery_s: 3600', 'delivery_s: 3600\n    deadline_s: 7200'),
-    );
-    const { config } = loadConfig(good);
-    expect(config.utilities.biogas?.deadline_s).toBe(7200);
+    const { config } = loadConfig(EXAMPLE);
+    expect(config.utilities.biogas?.deadline_s).toBe(21_600);
     expect(config.utilities.electricity?.deadline_s).toBeUndefined();
 
     const bad = join(dir, 'deadline-bad.yaml');
-    writeFileSync(
-      bad,
-      example
-        .replace('delivery_s: 3600', 'delivery_s: 3600\n    deadline_s: 1.5')
-        .replace('  electricity:\n', '  electricity:\n    deadline_s: 60\n'),
-    );
+    const tooShort = example.replace('  electricity:\n', '  electricity:\n    deadline_s: 60\n');
+    writeFileSync(bad, tooShort.replace('deadline_s: 21600', 'deadline_s: 1.5'));
     const { code, stderr } = await run(['check-config', bad]);
     expect(code).toBe(2);
     expect(stderr).toMatch(/deadline-bad\.yaml:\d+: utilities\.biogas\.deadline_s: .*expected int/);
-    // The cross-check runs once the schema passes: alone, the too-short deadline is named.
-    writeFileSync(bad, example.replace('  electricity:\n', '  electricity:\n    deadline_s: 60\n'));
+    // The cross-check runs once the schema passes: then the too-short deadline is named.
+    writeFileSync(bad, tooShort);
     expect((await run(['check-config', bad])).stderr).toMatch(
       /deadline-bad\.yaml:\d+: utilities\.electricity\.deadline_s: must be at least step_s \(900\)/,
     );
