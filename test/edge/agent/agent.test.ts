@@ -388,9 +388,10 @@ describe('a learned policy in place of the rules', () => {
   });
 
   it("negotiates with the grid's psi its table picks, and knows the price agreed", async () => {
-    const k = PSI_GRID.findIndex((g) => g.open === 0.8 && g.reserve === 0.55 && g.cr === 1);
+    // Any psi of the grid: the last one.
+    const k = PSI_GRID.length - 1;
     const grid = PSI_GRID[k];
-    if (!grid) throw new Error('no such psi on the grid');
+    if (!grid) throw new Error('the grid is empty');
     await Promise.all([holderAt('kiln', 120), holderAt('mill', 10)]);
     const saw: Observation[] = [];
     const kiln = start(
