@@ -6,6 +6,7 @@
  * or late). Seeded, so a measurement can be repeated.
  */
 import { MS_PER_DAY, parseCurve } from '../meters/curve.js';
+import { normal, random } from '../random.js';
 
 export interface DemandOptions {
   /** A curve as `eip-sim meter --curve` takes it: rates over the day. */
@@ -30,23 +31,6 @@ export const NOISY_WEEKS = {
   drift: 0.02,
   seed: 7,
 } as const;
-
-/** mulberry32: small, fast and good enough for simulated noise (not for keys). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A standard normal variate (Box-Muller). */
-function normal(uniform: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-}
 
 /** The amount per step, in the curve's rate unit times hours (kWh from kW, m3 from m3/h). */
 export function demandSeries(options: DemandOptions): number[] {
