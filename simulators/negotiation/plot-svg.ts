@@ -4,15 +4,35 @@
  * the same on a Raspberry Pi as in a browser.
  */
 import { type Issue, ROLES, type Role } from '../../core/negotiation/issues.js';
+import type { Outcome } from '../../core/negotiation/protocol.js';
 import { formatMilli, fromMilli } from '../../core/units.js';
+import type { Utility } from '../../core/utilities.js';
 import type { ScenarioResult } from './scenario.js';
+
+/** What the plot shows: one negotiation of a utility between two named agents. */
+export interface OffersPlot {
+  readonly title: string;
+  readonly utility: Utility;
+  readonly names: Readonly<Record<Role, string>>;
+  readonly outcome: Outcome;
+}
+
+/** A bilateral scenario's result, as the plot shows it. */
+export function scenarioPlot({ scenario, outcome }: ScenarioResult): OffersPlot {
+  return {
+    title: scenario.title,
+    utility: scenario.utility,
+    names: { seller: scenario.seller.name, buyer: scenario.buyer.name },
+    outcome,
+  };
+}
 
 const WIDTH = 1040;
 const HEIGHT = 470;
 const PANEL = { width: 420, height: 300, top: 70, left: [80, 590] as const };
 const COLOR: Record<Role, string> = { seller: '#1f6fb4', buyer: '#c8372d' };
 
-function escapeXml(text: string): string {
+export function escapeXml(text: string): string {
   return text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
@@ -36,8 +56,7 @@ interface Panel {
   readonly references: readonly { readonly value: number; readonly label: string }[];
 }
 
-export function offersPlotSvg({ scenario, outcome }: ScenarioResult): string {
-  const { utility } = scenario;
+export function offersPlotSvg({ title: name, utility, names, outcome }: OffersPlot): string {
   const lastRound = Math.max(1, ...outcome.transcript.map((m) => m.round));
   const panels: Panel[] = [
     {
@@ -121,13 +140,13 @@ export function offersPlotSvg({ scenario, outcome }: ScenarioResult): string {
   const legend = ROLES.map(
     (role, i) =>
       `<g transform="translate(${80 + i * 300} 450)"><line x1="0" x2="24" y1="0" y2="0" stroke="${COLOR[role]}" stroke-width="2"/>` +
-      `<text x="32" y="4" class="axis">${escapeXml(`${scenario[role].name} (${role})`)}</text></g>`,
+      `<text x="32" y="4" class="axis">${escapeXml(`${names[role]} (${role})`)}</text></g>`,
   );
-  const title = `${scenario.title}: offers over time steps`;
+  const title = `${name}: offers over time steps`;
   return `<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-labelledby="title desc">
   <title id="title">${escapeXml(title)}</title>
-  <desc id="desc">${escapeXml(describe({ scenario, outcome }))}</desc>
+  <desc id="desc">${escapeXml(describe(utility, outcome))}</desc>
   <style>
     text { font-family: system-ui, sans-serif; fill: #222; }
     .panel { font-size: 15px; font-weight: 600; }
@@ -147,11 +166,11 @@ export function offersPlotSvg({ scenario, outcome }: ScenarioResult): string {
 `;
 }
 
-function describe({ scenario, outcome }: Pick<ScenarioResult, 'scenario' | 'outcome'>): string {
+function describe(utility: Utility, outcome: Outcome): string {
   if (outcome.kind !== 'agreement')
     return `No agreement; the negotiation ended at step ${outcome.round}.`;
   return (
-    `Agreement on ${formatMilli(outcome.quantity)} ${scenario.utility.unit} at ${formatMilli(outcome.price)} tokens per ` +
-    `${scenario.utility.unit}; price settled at step ${outcome.settled.price.round}, quantity at step ${outcome.settled.quantity.round}.`
+    `Agreement on ${formatMilli(outcome.quantity)} ${utility.unit} at ${formatMilli(outcome.price)} tokens per ` +
+    `${utility.unit}; price settled at step ${outcome.settled.price.round}, quantity at step ${outcome.settled.quantity.round}.`
   );
 }
