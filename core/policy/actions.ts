@@ -11,7 +11,7 @@
  */
 import type { Role } from '../negotiation/issues.js';
 import type { AgentSpec } from '../negotiation/protocol.js';
-import { psi } from '../negotiation/strategy.js';
+import { type Psi, psi } from '../negotiation/strategy.js';
 import { type Milli, quantize } from '../units.js';
 import type { Utility } from '../utilities.js';
 import type { Action } from './policy.js';
@@ -57,9 +57,17 @@ export function describeAction(action: number): string {
   return g ? `negotiate(open ${g.open}, reserve ${g.reserve}, dl ${g.dl}, cr ${g.cr})` : '?';
 }
 
-/** The spec a grid psi gives `role` for `quantity` of `utility`, on the utility's ticks. */
-export function gridSpec(g: GridPsi, role: Role, quantity: Milli, utility: Utility): AgentSpec {
-  const { provider_buys_at: buys, provider_sells_at: sells, price_tick, quantity_tick } = utility;
+/**
+ * The price psi of a grid point for a role on a utility's tariffs: the same for every quantity,
+ * so made (and validated) once per tariff and kept.
+ */
+const pricePsis = new Map<string, Psi>();
+
+function pricePsi(g: GridPsi, role: Role, utility: Utility): Psi {
+  const { provider_buys_at: buys, provider_sells_at: sells, price_tick } = utility;
+  const key = `${buys}/${sells}/${price_tick}/${role}/${g.open}/${g.reserve}/${g.dl}/${g.cr}`;
+  const known = pricePsis.get(key);
+  if (known !== undefined) return known;
   // For the seller a share x is buys + x * spread; for the buyer 1 - x of it: mirrored.
   const at = (share: number) => buys + (role === 'seller' ? share : 1 - share) * (sells - buys);
   // Rounded toward the reserve: the grid never makes an agent tougher than its curve (stance.ts).
@@ -68,9 +76,21 @@ export function gridSpec(g: GridPsi, role: Role, quantity: Milli, utility: Utili
   const sellerSide = role === 'seller';
   const ip = price(g.open, sellerSide ? 'down' : 'up');
   const rp = price(g.reserve, sellerSide ? 'up' : 'down');
-  const units = (share: number) =>
-    Math.max(quantize((quantity * share) / 1000, quantity_tick, 'down'), quantity_tick) / 1000;
-  const qty = units(1);
+  // A seller's reserve must not be above its opening, a buyer's not below: equal at worst.
+  const made = psi(
+    sellerSide
+      ? { ip, rp: Math.min(rp, ip), dl: g.dl, cr: g.cr }
+      : { ip, rp: Math.max(rp, ip), dl: g.dl, cr: g.cr },
+  );
+  pricePsis.set(key, made);
+  return made;
+}
+
+/** The spec a grid psi gives `role` for `quantity` of `utility`, on the utility's ticks. */
+export function gridSpec(g: GridPsi, role: Role, quantity: Milli, utility: Utility): AgentSpec {
+  const { quantity_tick } = utility;
+  const sellerSide = role === 'seller';
+  const qty = Math.max(quantize(quantity / 1000, quantity_tick, 'down'), quantity_tick) / 1000;
   return {
     name: role,
     // Past its deadline the agent stands at its reserve rather than break off: two agents whose
@@ -78,12 +98,7 @@ export function gridSpec(g: GridPsi, role: Role, quantity: Milli, utility: Utili
     // shorter deadline leaves before the other has conceded, learned in simulation).
     afterDeadline: 'stand',
     psi: {
-      // A seller's reserve must not be above its opening, a buyer's not below: equal at worst.
-      price: psi(
-        sellerSide
-          ? { ip, rp: Math.min(rp, ip), dl: g.dl, cr: g.cr }
-          : { ip, rp: Math.max(rp, ip), dl: g.dl, cr: g.cr },
-      ),
+      price: pricePsi(g, role, utility),
       quantity: psi({
         ip: qty,
         // The buyer settles, at worst, for the least that can be traded: whatever the seller has.

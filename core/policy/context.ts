@@ -11,7 +11,10 @@
  *   the last step's flow, or by the plant's own deadline (Fig. 5), whichever comes first;
  * - amount: the imbalance against the store (or against an hour of flow, without one);
  * - counterparts: requests for the opposite role seen in the last step;
- * - price: where the last known agreement price sits between the provider's tariffs;
+ * - price: where the last known agreement price sits between the provider's tariffs, in thirds;
+ *   the middle one before the agent knows any (an agent that waits for a price of its own to
+ *   decide on never learns one: it stays in states training hardly met, and trades with the
+ *   provider there for ever, as training showed);
  * - failures: negotiations failed in a row;
  * - spread: how far apart the provider's tariffs are, against its selling tariff.
  */
@@ -35,7 +38,7 @@ export const FEATURES = [
   ['urgency', URGENCY_STEPS.length + 1],
   ['amount', AMOUNT_SHARES.length + 1],
   ['counterparts', 3],
-  ['price', 4],
+  ['price', 3],
   ['failures', 3],
   ['spread', 2],
 ] as const;
@@ -92,7 +95,7 @@ export function featuresOf(o: Observation, minTrade: Milli): Features {
     urgency: bucket(stepsToSettle(o, side), URGENCY_STEPS),
     amount: scale > 0 ? bucket(amount / scale, AMOUNT_SHARES) : AMOUNT_SHARES.length,
     counterparts: side === 'balanced' ? 0 : opposite === 0 ? 0 : opposite <= 2 ? 1 : 2,
-    price: pricePosition === null ? 0 : 1 + bucket(pricePosition, [1 / 3, 2 / 3]),
+    price: bucket(pricePosition ?? 0.5, [1 / 3, 2 / 3]),
     failures: Math.min(o.failuresInRow, 2),
     spread: sells > 0 && spread / sells >= 0.5 ? 1 : 0,
   };
