@@ -17,6 +17,7 @@ import { parseCurve } from '../meters/curve.js';
 import { startMeterServer } from '../meters/meter-server.js';
 import { FAULTS, type Fault } from '../meters/rtu-slave.js';
 import { bilateralScenario, runScenario } from '../negotiation/scenario.js';
+import { addEvaluateCommand, addTrainCommand } from './market-commands.js';
 import { parseCount, parsePort, parsePositive } from './numbers.js';
 import { checkPlotPath, emit } from './output.js';
 import { addP1Command } from './p1-command.js';
@@ -192,6 +193,8 @@ function program(io: Io, fail: (code: number) => void): Command {
     });
   addP1Command(root, io);
   addParkCommand(root, io, fail);
+  addTrainCommand(root, io);
+  addEvaluateCommand(root, io);
   return root;
 }
 
