@@ -70,12 +70,14 @@ function pricePsi(g: GridPsi, role: Role, utility: Utility): Psi {
   if (known !== undefined) return known;
   // For the seller a share x is buys + x * spread; for the buyer 1 - x of it: mirrored.
   const at = (share: number) => buys + (role === 'seller' ? share : 1 - share) * (sells - buys);
-  // Rounded toward the reserve: the grid never makes an agent tougher than its curve (stance.ts).
-  const price = (share: number, towardReserve: 'down' | 'up') =>
-    quantize(at(share) / 1000, price_tick, towardReserve) / 1000;
+  // Rounded in the agent's lenient direction, opening and reserve alike: the seller's down, the
+  // buyer's up. So two reserves at the middle of a spread off the tick still meet (81/20 tokens:
+  // the seller's 50, the buyer's 51; rounded apart, 51 and 50 never met, found by a test).
   const sellerSide = role === 'seller';
-  const ip = price(g.open, sellerSide ? 'down' : 'up');
-  const rp = price(g.reserve, sellerSide ? 'up' : 'down');
+  const price = (share: number) =>
+    quantize(at(share) / 1000, price_tick, sellerSide ? 'down' : 'up') / 1000;
+  const ip = price(g.open);
+  const rp = price(g.reserve);
   // A seller's reserve must not be above its opening, a buyer's not below: equal at worst.
   const made = psi(
     sellerSide

@@ -41,7 +41,13 @@ export const policyFileSchema = z.strictObject({
   min_trade_milli: z.number().int().min(1),
   /** Action values by state number; states never visited are absent, actions not learned null. */
   values: z.record(
-    z.string().regex(/^\d+$/, 'must be a state number'),
+    z
+      .string()
+      .regex(/^\d+$/, 'must be a state number')
+      .refine(
+        (state) => Number(state) < STATE_COUNT,
+        `must be a state from 0 to ${STATE_COUNT - 1}`,
+      ),
     z.array(finite.nullable()).length(ACTION_COUNT),
   ),
   /** How it was learned, for people: the scenario, episodes, seed, and what it was worth. */
@@ -56,16 +62,10 @@ export class QTable {
 
   static fromFile(file: PolicyFile): QTable {
     const table = new QTable();
+    // States are in range: policyFileSchema checked them.
     for (const [state, values] of Object.entries(file.values)) {
-      const index = Number(state);
-      if (index >= STATE_COUNT) {
-        throw new EipError(
-          'INVALID_ARGUMENT',
-          `values: state ${state} is beyond ${STATE_COUNT - 1}`,
-        );
-      }
       table.values.set(
-        index,
+        Number(state),
         Float64Array.from(values, (v) => v ?? Number.NaN),
       );
     }

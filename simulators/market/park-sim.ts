@@ -262,6 +262,8 @@ export function simulateDay(options: SimOptions): DayResult {
         if (net !== 0) withProvider(seat, role, Math.abs(net));
         continue;
       }
+      // A trade that settled the imbalance ended it: its deadline runs no more.
+      if (Math.abs(net) < scenario.minTrade) seat.since = null;
       const overdue =
         seat.since !== null &&
         seat.plant.deadlineSteps !== null &&

@@ -32,7 +32,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { EipError } from '../../core/errors.js';
 import { id } from '../../core/messages/schemas.js';
-import { type Milli, toMilli } from '../../core/units.js';
+import { type Milli, milli, toMilli } from '../../core/units.js';
 import { UTILITIES, UTILITY_IDS, type Utility, type UtilityId } from '../../core/utilities.js';
 import { type Problem, parseYaml } from '../../core/yaml.js';
 import { type Curve, parseCurve } from '../meters/curve.js';
@@ -149,6 +149,12 @@ export interface ParkScenario {
   readonly utilities: readonly Utility[];
 }
 
+/** Whether `value` (units) is a whole number of `tick` (milli-units). */
+function onGrid(value: number, tick: Milli): boolean {
+  const milli = value * 1000;
+  return Math.abs(milli - Math.round(milli)) < 1e-6 && Math.round(milli) % tick === 0;
+}
+
 function crossCheck(file: ScenarioFile): Problem[] {
   const problems: Problem[] = [];
   const seen = new Set<string>();
@@ -167,9 +173,23 @@ function crossCheck(file: ScenarioFile): Problem[] {
     }
   });
   for (const [u, t] of Object.entries(file.tariffs)) {
-    if (t && t.buys_at > t.sells_at) {
+    if (!t) continue;
+    if (t.buys_at > t.sells_at) {
       problems.push({ path: ['tariffs', u, 'buys_at'], message: 'must not exceed sells_at' });
     }
+    // Offers are made on the price tick: a tariff off it could not be offered (nor its spread).
+    const tick = UTILITIES[u as UtilityId].price_tick;
+    for (const key of ['sells_at', 'buys_at'] as const) {
+      if (!onGrid(t[key], tick)) {
+        problems.push({
+          path: ['tariffs', u, key],
+          message: `must be a multiple of ${u}'s price tick, ${tick / 1000} tokens`,
+        });
+      }
+    }
+  }
+  if (!onGrid(file.min_trade, milli(1))) {
+    problems.push({ path: ['min_trade'], message: 'must have at most three decimals' });
   }
   return problems;
 }

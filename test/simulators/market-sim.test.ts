@@ -366,8 +366,6 @@ prosumers:
     const error = refusal('name: t\nprosumers: [\n');
     expect(problemsOf(error)[0]).toMatch(/^t\.yaml:\d+: /);
   });
-
-  // BUG (simulators/market/scenario.ts, utilityOf and buildScenario): the schema takes any number
   // for a tariff (and for min_trade), and toMilli then throws outside the YAML reader: 80.0005
   // gives "tariffs.biogas.sells_at must be a multiple of 0.001 (got 80.0005)" with neither the
   // file nor the line, and not in details.problems, unlike every other problem of the file.
@@ -382,8 +380,6 @@ prosumers:
     );
     expect(problemsOf(error)).toHaveLength(1);
   });
-
-  // BUG (simulators/market/scenario.ts, utilityOf): a tariff off the utility's price tick (biogas
   // trades in whole tokens) is taken as it is, though utilityOf says the tariffs are "on the
   // utility's price grid". The fixed-psi baseline then opens at the tariff, and the engine throws
   // INVALID_PSI ("seller price: ip must be a multiple of the price tick 1 (got 80.5)") in the
@@ -597,8 +593,6 @@ prosumers:
       expect(drier.penaltyVolume).toBeCloseTo(60_000, 3);
       expect(drier.penaltyCost).toBeCloseTo(60 * 80 * 0.5, 6);
     });
-
-    // BUG (simulators/market/park-sim.ts:202-203 and 264-272): `since`, "the step the current
     // imbalance began", is reset only when a step starts balanced, never when a trade settles
     // the imbalance. A plant whose store fills by 2 units a step and that sells to the provider
     // every 5th step (so no imbalance is ever more than 5 steps old) has deadline_min 10: since

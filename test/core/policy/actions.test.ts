@@ -116,13 +116,14 @@ describe('gridSpec', () => {
       expect(buyer.ip).toBe(80_000 - 60_000 * g.open);
       expect(buyer.rp).toBe(80_000 - 60_000 * g.reserve);
     }
-    // Off the tick, each end is rounded toward the agent's reserve (never tougher than its
-    // curve): biogas at 20..81 has a 61-token spread; a 0.8 opening and 0.3 reserve are 68.8 and
-    // 38.3 for the seller (68 and 39), 32.2 and 62.7 for the buyer (33 and 62).
+    // Off the tick, each end is rounded the agent's lenient way (the seller's down, the buyer's
+    // up), so reserves at the middle still meet: biogas at 20..81 has a 61-token spread; a 0.8
+    // opening and 0.3 reserve are 68.8 and 38.3 for the seller (68 and 38), 32.2 and 62.7 for
+    // the buyer (33 and 63).
     const odd: Utility = { ...u, provider_sells_at: milli(81_000) };
     const g = PSI_GRID.find((p) => p.open === 0.8 && p.reserve === 0.3) as GridPsi;
-    expect(priceOf(gridSpec(g, 'seller', milli(5000), odd))).toEqual({ ip: 68_000, rp: 39_000 });
-    expect(priceOf(gridSpec(g, 'buyer', milli(5000), odd))).toEqual({ ip: 33_000, rp: 62_000 });
+    expect(priceOf(gridSpec(g, 'seller', milli(5000), odd))).toEqual({ ip: 68_000, rp: 38_000 });
+    expect(priceOf(gridSpec(g, 'buyer', milli(5000), odd))).toEqual({ ip: 33_000, rp: 63_000 });
   });
 
   it("follows each utility's own tariffs, however often it is asked", () => {
@@ -197,8 +198,6 @@ describe('any two agents on the grid', () => {
       }
     }
   });
-
-  // BUG (core/policy/actions.ts, pricePsi): a reserve of 0.5 is rounded up for the seller and
   // down for the buyer; when the middle of the spread is not on the price tick the seller's last
   // offer is a tick above the buyer's and two agents at reserve 0.5 never agree, against the
   // header's "any two agents on the grid agree". Tariffs on the tick with an odd spread in ticks
