@@ -11,6 +11,7 @@ import { LearnedPolicy, parsePolicyFile } from '../../core/policy/learned.js';
 import { textTable } from '../../core/text-table.js';
 import { UTILITIES, UTILITY_IDS } from '../../core/utilities.js';
 import { type Evaluation, evaluate, type PolicyUnderTest } from '../market/evaluate.js';
+import { goals, parkTable, tokens, verdict } from '../market/figures.js';
 import { fixedPsiPolicy, ProviderOnlyPolicy, RandomPolicy } from '../market/policies.js';
 import { reportHtml } from '../market/report.js';
 import { loadScenario, type ParkScenario, scenarioUtility } from '../market/scenario.js';
@@ -39,7 +40,6 @@ interface EvaluateFlags {
 /** Held-out days: far from training's (1 up) and validation's (900,001 up) seeds. */
 const EVALUATION_SEED = 1_000_001;
 
-const tokens = (value: number) => Math.round(value).toLocaleString('en-US');
 const seconds = (ms: number) =>
   ms < 60_000 ? `${Math.round(ms / 1000)} s` : `${(ms / 60_000).toFixed(1)} min`;
 
@@ -141,64 +141,12 @@ function policiesUnderTest(
   return policies;
 }
 
-/** The goals of issue 7, as the evaluation shows them. */
-export function goals(evaluation: Evaluation) {
-  const learned = evaluation.policies.find((p) => p.policy === 'learned');
-  if (!learned) return null;
-  const baselines = evaluation.policies.filter((p) => p.policy !== 'learned');
-  return {
-    beatsEveryBaseline: baselines.every(
-      (b) => learned.park.profitVsProvider > b.park.profitVsProvider,
-    ),
-    noProsumerWorseThanProviderAlone: learned.individuallyRational.daysWithLoss === 0,
-  };
-}
-
-const percent = (share: number | null) => (share === null ? '-' : `${(share * 100).toFixed(1)} %`);
-const fixed3 = (value: number | undefined) => (value === undefined ? '-' : value.toFixed(3));
-
 function evaluationText(e: Evaluation): string {
-  const park = textTable(
-    [
-      'policy',
-      'profit vs provider',
-      'agreements',
-      'agreement rate',
-      'unanswered',
-      'rounds',
-      'Pareto distance',
-      'Nash product',
-      'fairness',
-      'days with a loss',
-      'worst loss',
-    ],
-    e.policies.map((p) => [
-      p.policy,
-      tokens(p.park.profitVsProvider),
-      tokens(p.park.agreements),
-      percent(p.park.agreementRate),
-      tokens(p.park.unanswered),
-      p.park.meanRounds === null ? '-' : p.park.meanRounds.toFixed(1),
-      fixed3(p.park.quality?.paretoDistance),
-      fixed3(p.park.quality?.nashProduct),
-      fixed3(p.park.quality?.fairness),
-      String(p.individuallyRational.daysWithLoss),
-      tokens(p.individuallyRational.worstLoss),
-    ]),
-    [
-      'left',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-    ],
-  );
+  const summary = parkTable(e);
+  const park = textTable(summary.head, summary.rows, [
+    'left',
+    ...summary.head.slice(1).map(() => 'right' as const),
+  ]);
   const volumes = textTable(
     ['policy', ...UTILITY_IDS.map((u) => `${u} (${UTILITIES[u].unit})`)],
     e.policies.map((p) => [p.policy, ...UTILITY_IDS.map((u) => tokens(p.park.peerVolume[u] ?? 0))]),
@@ -213,11 +161,6 @@ function evaluationText(e: Evaluation): string {
     ]),
     ['left', ...e.policies.map(() => 'right' as const)],
   );
-  const g = goals(e);
-  const verdict =
-    g === null
-      ? 'No --policy: the learned policy is not among them.'
-      : `The learned policy beats every baseline on park profit: ${g.beatsEveryBaseline ? 'yes' : 'NO'}. No prosumer did worse than with the provider alone on any day: ${g.noProsumerWorseThanProviderAlone ? 'yes' : 'NO'}.`;
   return [
     `${e.scenario}: ${e.prosumers} prosumers, ${e.seeds.length} days (seeds ${e.seeds[0]} to ${e.seeds.at(-1)}), tokens against trading with the provider alone`,
     '',
@@ -231,7 +174,7 @@ function evaluationText(e: Evaluation): string {
     '',
     prosumers,
     '',
-    verdict,
+    verdict(e).join(' '),
     '',
   ].join('\n');
 }

@@ -7,13 +7,11 @@
  */
 import { escapeXml, niceTicks, offersPlotSvg } from '../negotiation/plot-svg.js';
 import type { Evaluation, PolicyEvaluation } from './evaluate.js';
+import { parkTable, tokens, verdict } from './figures.js';
 import { type ParkScenario, scenarioUtility } from './scenario.js';
 
 const COLORS = ['#6b6b6b', '#1f6fb4', '#b36b00', '#2a8a3e'];
 const SHAPES = ['circle', 'square', 'diamond', 'triangle'] as const;
-
-const tokens = (value: number) => Math.round(value).toLocaleString('en-US');
-const share = (value: number | null) => (value === null ? '–' : `${(value * 100).toFixed(1)} %`);
 
 function marker(shape: (typeof SHAPES)[number], x: number, y: number, color: string): string {
   const at = (dx: number, dy: number) => `${(x + dx).toFixed(1)},${(y + dy).toFixed(1)}`;
@@ -230,37 +228,11 @@ function sampleFigure(policy: PolicyEvaluation | undefined, scenario: ParkScenar
 
 export function reportHtml(e: Evaluation, scenario: ParkScenario): string {
   const learned = e.policies.find((p) => p.policy === 'learned');
-  const summary = table(
-    'The park, per policy, over all days',
-    [
-      'policy',
-      'profit vs provider (tokens)',
-      'agreements',
-      'agreement rate',
-      'requests unanswered',
-      'rounds to agreement',
-      'distance to Pareto',
-      'Nash product',
-      'fairness',
-      'days a prosumer lost',
-    ],
-    e.policies.map((p) => [
-      p.policy,
-      tokens(p.park.profitVsProvider),
-      tokens(p.park.agreements),
-      share(p.park.agreementRate),
-      tokens(p.park.unanswered),
-      p.park.meanRounds === null ? '–' : p.park.meanRounds.toFixed(1),
-      p.park.quality ? p.park.quality.paretoDistance.toFixed(3) : '–',
-      p.park.quality ? p.park.quality.nashProduct.toFixed(3) : '–',
-      p.park.quality ? p.park.quality.fairness.toFixed(3) : '–',
-      String(p.individuallyRational.daysWithLoss),
-    ]),
-  );
-  const baselines = e.policies.filter((p) => p.policy !== 'learned');
-  const verdict = learned
-    ? `<ul><li>The learned policy beats every baseline on park profit: <strong>${baselines.every((b) => learned.park.profitVsProvider > b.park.profitVsProvider) ? 'yes' : 'no'}</strong>.</li><li>No prosumer did worse than with the provider alone on any day: <strong>${learned.individuallyRational.daysWithLoss === 0 ? 'yes' : 'no'}</strong>.</li></ul>`
-    : '<p>No learned policy was given (<code>--policy</code>): the baselines only.</p>';
+  const park = parkTable(e);
+  const summary = table('The park, per policy, over all days', park.head, park.rows);
+  const goalList = `<ul>${verdict(e)
+    .map((line) => `<li>${escapeXml(line)}</li>`)
+    .join('')}</ul>`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -284,7 +256,7 @@ export function reportHtml(e: Evaluation, scenario: ParkScenario): string {
 <h1>${escapeXml(e.scenario)}: how good the market is</h1>
 <p>${e.prosumers} prosumers, ${e.seeds.length} simulated days (seeds ${e.seeds[0]} to ${e.seeds.at(-1)}, held out from training), the same days under each policy. Profits are in tokens, against what each prosumer would have had trading with the main provider alone.</p>
 <h2>Goals</h2>
-${verdict}
+${goalList}
 <h2>The park</h2>
 ${summary}
 <h2>Profit per prosumer</h2>
