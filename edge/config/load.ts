@@ -7,22 +7,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, type Node, parseDocument } from 'yaml';
-import type { z } from 'zod';
 import { EipError, isEipError } from '../../core/errors.js';
 import { P1_QUANTITIES } from '../../core/meters/p1.js';
 import { quantities } from '../../core/meters/profile.js';
 import { LearnedPolicy, parsePolicyFile } from '../../core/policy/learned.js';
 import type { Policy } from '../../core/policy/policy.js';
 import { getUtility, type UtilityId } from '../../core/utilities.js';
+import { type Problem, parseYaml } from '../../core/yaml.js';
 import { loadProfile } from '../meters/profiles.js';
 import { configSchema, type EdgeConfig, type MeterConfig, type UtilityPlan } from './schema.js';
-
-export interface Problem {
-  readonly path: readonly (string | number)[];
-  readonly message: string;
-  readonly line?: number;
-}
 
 /** How many of the utility's unit one unit of a meter's reading is. */
 const TO_UTILITY_UNIT: Readonly<Record<string, Readonly<Record<string, number>>>> = {
@@ -141,21 +134,6 @@ function crossCheck(config: EdgeConfig): Problem[] {
   return problems;
 }
 
-function lineOf(
-  doc: ReturnType<typeof parseDocument>,
-  counter: LineCounter,
-  path: readonly (string | number)[],
-) {
-  // The deepest node that exists on the path: a missing key is reported where it belongs.
-  for (let depth = path.length; depth >= 0; depth--) {
-    const node = doc.getIn(path.slice(0, depth), true) as Node | undefined;
-    if (node?.range) {
-      return counter.linePos(node.range[0]).line;
-    }
-  }
-  return undefined;
-}
-
 export interface LoadedConfig {
   readonly config: EdgeConfig;
   /** The file's directory: relative paths in the config (keystore, data_dir) start here. */
@@ -184,45 +162,13 @@ function parseChecked<T>(
   where: string,
   more: (config: EdgeConfig) => Checked<T>,
 ): { readonly config: EdgeConfig; readonly more: T } {
-  const counter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const lines = doc.errors.map((e) => `${where}:${counter.linePos(e.pos[0]).line}: ${e.message}`);
-    throw configError(where, lines);
-  }
-  const result = configSchema.safeParse(doc.toJS());
-  if (!result.success) {
-    throw located(
-      where,
-      doc,
-      counter,
-      result.error.issues.map((issue) => ({
-        path: issue.path as (string | number)[],
-        message: describeIssue(issue),
-      })),
-    );
-  }
-  const found = crossCheck(result.data);
-  const checked = more(result.data);
-  const problems = [...found, ...checked.problems];
-  if (problems.length > 0) throw located(where, doc, counter, problems);
-  return { config: result.data, more: checked.value };
-}
-
-function located(
-  where: string,
-  doc: ReturnType<typeof parseDocument>,
-  counter: LineCounter,
-  problems: readonly Problem[],
-): EipError {
-  return configError(
-    where,
-    problems.map((p) => {
-      const line = lineOf(doc, counter, p.path);
-      const at = p.path.length ? p.path.join('.') : '(top level)';
-      return `${where}${line === undefined ? '' : `:${line}`}: ${at}: ${p.message}`;
-    }),
-  );
+  let extra: Checked<T> | undefined;
+  const config = parseYaml(configSchema, text, where, (parsed) => {
+    extra = more(parsed);
+    return [...crossCheck(parsed), ...extra.problems];
+  });
+  // The cross-check ran: parseYaml returns only a value every check passed.
+  return { config, more: (extra as Checked<T>).value };
 }
 
 /**
@@ -261,24 +207,6 @@ function readLearnedPolicy(file: string): LearnedPolicy {
   } catch (error) {
     throw new EipError('INVALID_ARGUMENT', `${file}: ${(error as Error).message}`);
   }
-}
-
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') {
-    return `unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  }
-  if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) {
-    return `is required (${issue.expected})`;
-  }
-  return issue.message;
-}
-
-function configError(where: string, lines: readonly string[]): EipError {
-  return new EipError(
-    'INVALID_ARGUMENT',
-    `${where}: ${lines.length} problem(s) in the config:\n  ${lines.join('\n  ')}`,
-    { details: { file: where, problems: lines } },
-  );
 }
 
 export function loadConfig(file: string): LoadedConfig {
