@@ -1,6 +1,6 @@
 /**
  * What a learned policy can choose each step (seed section 4.2): wait, trade the whole imbalance
- * with the provider, or negotiate it with a peer with psi from a grid.
+ * or half of it with the provider, or negotiate it with a peer with psi from a grid.
  *
  * Prices on the grid are shares of the provider's spread, so one grid fits every utility:
  * price(x) = buys_at + x * (sells_at - buys_at). A seller opens at x = `open` and concedes to
@@ -12,7 +12,7 @@
 import type { Role } from '../negotiation/issues.js';
 import type { AgentSpec } from '../negotiation/protocol.js';
 import { type Psi, psi } from '../negotiation/strategy.js';
-import { type Milli, quantize } from '../units.js';
+import { type Milli, milli, quantize } from '../units.js';
 import type { Utility } from '../utilities.js';
 import type { Action } from './policy.js';
 
@@ -42,17 +42,22 @@ export const PSI_GRID: readonly GridPsi[] = OPEN.flatMap((open) =>
   ),
 );
 
-/** Action 0 waits, 1 trades with the provider, 2 + k negotiates with PSI_GRID[k]. */
+/**
+ * Action 0 waits, 1 trades the whole imbalance with the provider, 2 + k negotiates it with
+ * PSI_GRID[k], and the last trades half of it with the provider (the rest to negotiate or keep).
+ */
 export const WAIT = 0;
 export const PROVIDER = 1;
-export const ACTION_COUNT = 2 + PSI_GRID.length;
+export const PROVIDER_HALF = 2 + PSI_GRID.length;
+export const ACTION_COUNT = PROVIDER_HALF + 1;
 
 /** What the action space looks like, for the policy file's check. */
-export const ACTION_LAYOUT = `wait,provider,psi${PSI_GRID.length}`;
+export const ACTION_LAYOUT = `wait,provider,psi${PSI_GRID.length},provider-half`;
 
 export function describeAction(action: number): string {
   if (action === WAIT) return 'wait';
   if (action === PROVIDER) return 'provider';
+  if (action === PROVIDER_HALF) return 'provider (half)';
   const g = PSI_GRID[action - 2];
   return g ? `negotiate(open ${g.open}, reserve ${g.reserve}, dl ${g.dl}, cr ${g.cr})` : '?';
 }
@@ -122,6 +127,10 @@ export function actionOf(
 ): Action {
   if (action === WAIT) return { kind: 'wait', why };
   if (action === PROVIDER) return { kind: 'provider', role, quantity };
+  if (action === PROVIDER_HALF) {
+    const half = quantize(quantity / 2000, utility.quantity_tick, 'down');
+    return { kind: 'provider', role, quantity: milli(Math.max(half, utility.quantity_tick)) };
+  }
   const g = PSI_GRID[action - 2];
   if (g === undefined) throw new RangeError(`no action ${action}`);
   return { kind: 'negotiate', role, quantity, spec: gridSpec(g, role, quantity, utility) };

@@ -20,6 +20,7 @@ import {
   actionOf,
   describeAction,
   PROVIDER,
+  PROVIDER_HALF,
   WAIT,
 } from './actions.js';
 import { roleOf, STATE_COUNT, STATE_LAYOUT, sideOf, stateOf } from './context.js';
@@ -140,9 +141,9 @@ export class QTable {
 }
 
 /** Every action but waiting and the provider: negotiations with each grid psi. */
-const NEGOTIATIONS = Array.from({ length: ACTION_COUNT - 2 }, (_, k) => k + 2);
+const NEGOTIATIONS = Array.from({ length: PROVIDER_HALF - 2 }, (_, k) => k + 2);
 /** What may be chosen with an imbalance to trade: the provider first, so it wins a tie. */
-export const TRADE_ACTIONS: readonly number[] = [PROVIDER, WAIT, ...NEGOTIATIONS];
+export const TRADE_ACTIONS: readonly number[] = [PROVIDER, WAIT, ...NEGOTIATIONS, PROVIDER_HALF];
 
 /**
  * The state, and what may be done in it: nothing but wait with too little to trade or while a

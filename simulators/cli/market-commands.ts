@@ -10,13 +10,12 @@ import type { Io } from '../../core/cli.js';
 import { LearnedPolicy, parsePolicyFile } from '../../core/policy/learned.js';
 import { textTable } from '../../core/text-table.js';
 import { UTILITIES, UTILITY_IDS } from '../../core/utilities.js';
-import { type Evaluation, evaluate, type PolicyUnderTest } from '../market/evaluate.js';
+import { type Evaluation, evaluate } from '../market/evaluate.js';
 import { goals, parkTable, tokens, verdict } from '../market/figures.js';
-import { fixedPsiPolicy, ProviderOnlyPolicy, RandomPolicy } from '../market/policies.js';
+import { comparedPolicies } from '../market/policies.js';
 import { reportHtml } from '../market/report.js';
-import { loadScenario, type ParkScenario, scenarioUtility } from '../market/scenario.js';
+import { loadScenario } from '../market/scenario.js';
 import { DEFAULT_TRAINING, type EpisodeReport, train } from '../market/train.js';
-import { random } from '../random.js';
 import { parseCount } from './numbers.js';
 import { readText, writeAtomically } from './output.js';
 
@@ -115,32 +114,6 @@ export function addTrainCommand(root: Command, io: Io): void {
     });
 }
 
-/** The policies compared: the provider alone first (every profit is counted against it). */
-function policiesUnderTest(
-  scenario: ParkScenario,
-  learned: LearnedPolicy | null,
-): PolicyUnderTest[] {
-  const providerOnly = new ProviderOnlyPolicy(scenario.minTrade);
-  const policies: PolicyUnderTest[] = [
-    { name: 'provider only', policyOf: () => () => providerOnly },
-    {
-      name: 'fixed psi',
-      // On the scenario's own tariffs: each prosumer's utility as the simulation runs it.
-      policyOf: () => (_prosumer, utility) =>
-        fixedPsiPolicy(scenarioUtility(scenario, utility), scenario.minTrade),
-    },
-    {
-      name: 'random',
-      policyOf: (seed) => {
-        const policy = new RandomPolicy(scenario.minTrade, random(seed * 31 + 7));
-        return () => policy;
-      },
-    },
-  ];
-  if (learned) policies.push({ name: 'learned', policyOf: () => () => learned });
-  return policies;
-}
-
 function evaluationText(e: Evaluation): string {
   const summary = parkTable(e);
   const park = textTable(summary.head, summary.rows, [
@@ -215,11 +188,8 @@ export function addEvaluateCommand(root: Command, io: Io): void {
       io.stderr.write(
         `eip-sim: ${scenario.name}, ${scenario.prosumers.length} prosumers, ${days} days under each policy\n`,
       );
-      const evaluation = evaluate(
-        scenario,
-        policiesUnderTest(scenario, learned),
-        seeds,
-        (name, s) => io.stderr.write(`  ${name}: ${days} days in ${s.toFixed(1)} s\n`),
+      const evaluation = evaluate(scenario, comparedPolicies(scenario, learned), seeds, (name, s) =>
+        io.stderr.write(`  ${name}: ${days} days in ${s.toFixed(1)} s\n`),
       );
       if (flags.report !== undefined) {
         mkdirSync(flags.report, { recursive: true });

@@ -11,12 +11,14 @@
  */
 
 import { actionOf, describeAction } from '../../core/policy/actions.js';
-import { choicesOf, TRADE_ACTIONS } from '../../core/policy/learned.js';
+import { choicesOf, type LearnedPolicy, TRADE_ACTIONS } from '../../core/policy/learned.js';
 import type { Action, Observation, Policy } from '../../core/policy/policy.js';
 import { RulePolicy, respondAsDecided } from '../../core/policy/policy.js';
 import { fromMilli, type Milli } from '../../core/units.js';
 import type { Utility } from '../../core/utilities.js';
-import { below } from '../random.js';
+import { below, random } from '../random.js';
+import type { PolicyUnderTest } from './evaluate.js';
+import { type ParkScenario, scenarioUtility } from './scenario.js';
 
 export class ProviderOnlyPolicy implements Policy {
   constructor(private readonly minTrade: Milli) {}
@@ -67,4 +69,33 @@ export class RandomPolicy implements Policy {
   respond(o: Observation, request: Parameters<Policy['respond']>[1]) {
     return respondAsDecided(this, o, request);
   }
+}
+
+/**
+ * The policies `eip-sim evaluate` compares, the provider alone first (every profit is counted
+ * against it), and the learned one last when there is one.
+ */
+export function comparedPolicies(
+  scenario: ParkScenario,
+  learned: LearnedPolicy | null,
+): PolicyUnderTest[] {
+  const providerOnly = new ProviderOnlyPolicy(scenario.minTrade);
+  const policies: PolicyUnderTest[] = [
+    { name: 'provider only', policyOf: () => () => providerOnly },
+    {
+      name: 'fixed psi',
+      // On the scenario's own tariffs: each prosumer's utility as the simulation runs it.
+      policyOf: () => (_prosumer, utility) =>
+        fixedPsiPolicy(scenarioUtility(scenario, utility), scenario.minTrade),
+    },
+    {
+      name: 'random',
+      policyOf: (seed) => {
+        const policy = new RandomPolicy(scenario.minTrade, random(seed * 31 + 7));
+        return () => policy;
+      },
+    },
+  ];
+  if (learned) policies.push({ name: 'learned', policyOf: () => () => learned });
+  return policies;
 }

@@ -11,7 +11,13 @@
  * outside option and learns what beats it.
  */
 
-import { ACTION_COUNT, actionOf, describeAction, PROVIDER } from '../../core/policy/actions.js';
+import {
+  ACTION_COUNT,
+  actionOf,
+  describeAction,
+  PROVIDER,
+  PROVIDER_HALF,
+} from '../../core/policy/actions.js';
 import { choicesOf, LearnedPolicy, QTable, TRADE_ACTIONS } from '../../core/policy/learned.js';
 import type { Action, Observation } from '../../core/policy/policy.js';
 import { respondAsDecided } from '../../core/policy/policy.js';
@@ -117,7 +123,7 @@ class Learner implements SimPolicy {
     if (role === null) return { kind: 'wait', why: 'nothing to trade' };
     const fresh = !this.table.has(state);
     const values = this.table.row(state);
-    if (fresh) values.fill(this.settings.optimism, PROVIDER + 1);
+    if (fresh) values.fill(this.settings.optimism, PROVIDER + 1, PROVIDER_HALF);
     this.learn(Math.max(...TRADE_ACTIONS.map((a) => values[a] ?? 0)));
     const action =
       this.uniform() < this.epsilon

@@ -37,8 +37,8 @@ const grid = (k: number) => PSI_GRID[k] as GridPsi;
 
 describe('the grid', () => {
   it('has wait, provider and one action per grid point, every point different', () => {
-    expect(ACTION_COUNT).toBe(2 + PSI_GRID.length);
-    expect(ACTION_LAYOUT).toBe(`wait,provider,psi${PSI_GRID.length}`);
+    expect(ACTION_COUNT).toBe(3 + PSI_GRID.length);
+    expect(ACTION_LAYOUT).toBe(`wait,provider,psi${PSI_GRID.length},provider-half`);
     expect(new Set(PSI_GRID.map((g) => JSON.stringify(g))).size).toBe(PSI_GRID.length);
     expect(WAIT).toBe(0);
     expect(PROVIDER).toBe(1);
