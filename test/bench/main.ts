@@ -4,9 +4,10 @@
  * RTU polling against the bus's own ceiling (see rtu.ts), the edge's outbox and the edge agent
  * (see outbox.ts and edge.ts), the park broker's login check (broker.ts), the relay to the
  * chain (relay.ts), readings from MQTT into InfluxDB (ingest.ts), the dashboard's forecast
- * (forecast.ts), the negotiation log behind the agreement rate (negotiations.ts) and the
- * gateway's memory with 100 agents (gateway.ts). Naming sections (engine, gas, rtu, outbox,
- * edge, broker, ingest, relay, forecast, negotiations, gateway) runs only those.
+ * (forecast.ts), the market simulation and learning its policy (market.ts), the negotiation
+ * log behind the agreement rate (negotiations.ts) and the gateway's memory with 100 agents
+ * (gateway.ts). Naming sections (engine, gas, rtu, outbox, edge, broker, ingest, relay,
+ * forecast, market, negotiations, gateway) runs only those.
  *
  * A round is one time step in which both agents move (two offers, or an offer and the
  * acceptance). Each benchmark runs for about a second per sample, five samples, and reports the
@@ -25,6 +26,7 @@ import { forecastTable } from './forecast.js';
 import { gasTable } from './gas.js';
 import { gatewayTable } from './gateway.js';
 import { ingestTable } from './ingest.js';
+import { marketTable } from './market.js';
 import { negotiationsTable } from './negotiations.js';
 import { outboxTable } from './outbox.js';
 import { relayTable } from './relay.js';
@@ -148,6 +150,10 @@ const SECTIONS: Record<string, { title: string; table: () => string | Promise<st
   forecast: {
     title: "Dashboard forecast against seasonal naive, demo park's noisy demand (forecast.ts)",
     table: forecastTable,
+  },
+  market: {
+    title: 'Market simulation: a simulated day per policy, and learning the policy (market.ts)',
+    table: marketTable,
   },
   negotiations: {
     title:
