@@ -37,8 +37,8 @@ function targetFolder(file: string, specifier: string): string | null {
 }
 
 describe('architecture', () => {
-  it('core imports only core, zod, ethers, libsecp256k1 and (for the logger) pino: no I/O', () => {
-    const allowed = new Set(['zod', 'pino', 'tiny-secp256k1']);
+  it('core imports only core, zod, ethers, libsecp256k1, yaml (text to value) and (for the logger) pino: no I/O', () => {
+    const allowed = new Set(['zod', 'pino', 'tiny-secp256k1', 'yaml']);
     for (const file of sources('core')) {
       for (const specifier of imports(file)) {
         const folder = targetFolder(file, specifier);
