@@ -4,7 +4,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { EipError } from '../../core/errors.js';
+import type { EipError } from '../../core/errors.js';
 import type { Agreement, NoAgreement } from '../../core/negotiation/protocol.js';
 import type { Action, Observation, Policy } from '../../core/policy/policy.js';
 import { type Milli, milli } from '../../core/units.js';
@@ -34,20 +34,10 @@ import {
   scenarioUtility,
 } from '../../simulators/market/scenario.js';
 import { random } from '../../simulators/random.js';
+import { thrown } from '../support/policy.js';
 
 const scenarioFile = (name: string) =>
   fileURLToPath(new URL(`../../simulators/scenarios/${name}`, import.meta.url));
-
-/** The error `run` throws; fails the test when it does not. */
-function thrown(run: () => unknown): EipError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(EipError);
-    return error as EipError;
-  }
-  throw new Error('expected it to throw');
-}
 
 /** The 1-based line of `text` on which `fragment` first appears. */
 function lineOf(text: string, fragment: string): number {

@@ -16,29 +16,12 @@ import {
 import type { Observation } from '../../../core/policy/policy.js';
 import { type Milli, milli } from '../../../core/units.js';
 import { UTILITIES, type Utility } from '../../../core/utilities.js';
+import { observation } from '../../support/policy.js';
 
 const MIN_TRADE = milli(1000);
 const SURPLUS = SIDES.indexOf('surplus');
 const DEFICIT = SIDES.indexOf('deficit');
 const BALANCED = SIDES.indexOf('balanced');
-
-/** A plant with a 100-unit store half full, nothing flowing, nothing seen: change what matters. */
-function observation(over: Partial<Observation> = {}): Observation {
-  return {
-    utility: UTILITIES.biogas,
-    step: 0,
-    net: milli(0),
-    busy: false,
-    failuresInRow: 0,
-    storageLevel: milli(50_000),
-    storageCapacity: milli(100_000),
-    flow: milli(0),
-    stepsToDeadline: null,
-    recentPrice: null,
-    requestsSeen: { seller: 0, buyer: 0 },
-    ...over,
-  };
-}
 
 const feature = (o: Observation, name: Feature, minTrade: Milli = MIN_TRADE) =>
   featuresOf(o, minTrade)[name];

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EipError } from '../../../core/errors.js';
+import type { EipError } from '../../../core/errors.js';
 import {
   ACTION_COUNT,
   ACTION_LAYOUT,
@@ -19,9 +19,9 @@ import {
   QTable,
   TRADE_ACTIONS,
 } from '../../../core/policy/learned.js';
-import type { Observation } from '../../../core/policy/policy.js';
 import { milli } from '../../../core/units.js';
 import { UTILITIES } from '../../../core/utilities.js';
+import { observation, thrown } from '../../support/policy.js';
 
 const MIN_TRADE = milli(1000);
 const NEGOTIATE = (k: number) => 2 + k;
@@ -37,34 +37,6 @@ function tableWith(rows: Readonly<Record<number, Readonly<Record<number, number>
     table.row(Number(state)).set(rowOf(values));
   }
   return table;
-}
-
-function observation(over: Partial<Observation> = {}): Observation {
-  return {
-    utility: UTILITIES.biogas,
-    step: 0,
-    net: milli(0),
-    busy: false,
-    failuresInRow: 0,
-    storageLevel: milli(50_000),
-    storageCapacity: milli(100_000),
-    flow: milli(0),
-    stepsToDeadline: null,
-    recentPrice: null,
-    requestsSeen: { seller: 0, buyer: 0 },
-    ...over,
-  };
-}
-
-/** The error `run` throws; fails the test when it does not. */
-function thrown(run: () => unknown): EipError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(EipError);
-    return error as EipError;
-  }
-  throw new Error('expected it to throw');
 }
 
 describe('QTable.best', () => {
